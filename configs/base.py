@@ -1,0 +1,81 @@
+"""Base config shared by every experiment; experiment files are small diffs of it.
+
+Usage (big_vision style): `--config=configs/distant.py:cpu`, where the part after ':' is a preset:
+  (none)  the paper's setup (DESIGN.md section 4): ResNet-50, 224 px, batch 64, 25 epochs, bf16;
+  cpu     a narrow network on 64 px crops that trains in a few minutes on 2 CPU cores;
+  test    smaller still, for the end-to-end tests.
+Any key can then be overridden with `--config.key=value`.
+"""
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+PRESETS = ('paper', 'cpu', 'test')
+
+
+def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  preset = arg or 'paper'
+  if preset not in PRESETS:
+    raise ValueError(f'unknown config preset {preset!r}: expected one of {PRESETS}')
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.mode = 'train_and_eval'          # train | eval | train_and_eval
+  c.seed = 0
+  c.batch_size = 64                  # global, in pairs
+  c.num_epochs = 25                  # used when total_steps <= 0
+  c.total_steps = -1
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+  c.monitor_every_steps = 1000       # online 1-NN category accuracy on held-out videos
+  c.num_devices = 0                  # 0 = every visible device
+
+  c.data = ml_collections.ConfigDict()
+  c.data.root = config_dict.placeholder(str)   # unset: the synthetic set is generated once into cache_dir
+  c.data.format = 'records'          # records | sequences | raw (Objectron layouts)
+  c.data.cache_dir = '~/.cache/siampose_jax'
+  c.data.store_dir = config_dict.placeholder(str)  # frame store; unset: derived from root under cache_dir
+  c.data.subsample = 5               # keep 1 raw frame in 5
+  c.data.image_scale = 1.0           # frames are downscaled by this at ingest (crops are taken later)
+  c.data.image_size = 224
+  c.data.pair_mode = pair_mode       # same_frame | nearby | distant
+  c.data.nearby_offset = 1           # in kept (subsampled) frames
+  c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
+  c.data.on_bad_record = 'raise'     # raise | skip (counted, reported at the end)
+  c.data.val_fraction = 0.0          # extra validation split carved from train videos (0 = use test split)
+  c.data.synthetic = ml_collections.ConfigDict(dict(
+      videos_per_category=8, frames_per_video=60, instances_per_category=4, seed=0, num_workers=2))
+
+  c.model = ml_collections.ConfigDict(dict(
+      backbone='resnet50', width=64, stem='imagenet', proj_dim=2048, pred_hidden=512, dtype='bfloat16'))
+
+  c.optim = ml_collections.ConfigDict(dict(
+      base_lr=0.0075, base_batch_size=64, momentum=0.9, weight_decay=5e-4, warmup_steps=500,
+      constant_predictor_lr=True))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      checkpoint='',                 # '' = this run's latest | PATH | random | imagenet:PATH
+      batch_size=256, knn_chunk=65536))
+
+  if preset in ('cpu', 'test'):
+    c.batch_size = 64
+    c.total_steps = 500
+    c.log_every_steps = 25
+    c.checkpoint_every_steps = 250
+    c.monitor_every_steps = 250
+    c.data.subsample = 2
+    c.data.image_scale = 0.5
+    c.data.image_size = 64
+    c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
+    c.optim.update(base_lr=0.05, warmup_steps=25)
+  if preset == 'test':
+    c.batch_size = 16
+    c.total_steps = 6
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 3
+    c.monitor_every_steps = 3
+    c.data.image_size = 32
+    c.data.synthetic.update(videos_per_category=2, frames_per_video=8, instances_per_category=2)
+    c.model.update(width=8, proj_dim=32, pred_hidden=16)
+  return c

@@ -1,0 +1,143 @@
+"""TFRecord framing, read and written without TensorFlow.
+
+A record on disk is: uint64 length (little-endian), masked crc32c of those 8 bytes, the payload,
+masked crc32c of the payload. Both checksums are verified on read so a damaged shard fails loudly at
+the record that is damaged instead of yielding garbage protos.
+"""
+from __future__ import annotations
+
+import glob as glob_lib
+import os
+import struct
+from typing import Iterable, Iterator, Sequence
+
+import google_crc32c
+
+_MASK_DELTA = 0xA282EAD8
+_LEN = struct.Struct('<Q')
+_CRC = struct.Struct('<I')
+_HEADER_SIZE = _LEN.size + _CRC.size
+
+
+class RecordError(ValueError):
+  """A record (or the proto inside it) is damaged or inconsistent; the message says where."""
+
+
+def masked_crc32c(data: bytes) -> int:
+  """TFRecord's checksum: crc32c rotated right by 15 bits plus a constant (mod 2^32)."""
+  crc = google_crc32c.value(bytes(data))
+  return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame_record(data: bytes) -> bytes:
+  """The on-disk bytes of one record holding `data`."""
+  length = _LEN.pack(len(data))
+  return b''.join((length, _CRC.pack(masked_crc32c(length)), data, _CRC.pack(masked_crc32c(data))))
+
+
+class TFRecordWriter:
+  """Appends framed records to one file; use as a context manager."""
+
+  def __init__(self, path: str):
+    self.path = os.fspath(path)
+    parent = os.path.dirname(self.path)
+    if parent:
+      os.makedirs(parent, exist_ok=True)
+    self._f = open(self.path, 'wb')
+    self.count = 0
+
+  def write(self, data: bytes) -> None:
+    self._f.write(frame_record(data))
+    self.count += 1
+
+  def close(self) -> None:
+    self._f.close()
+
+  def __enter__(self) -> 'TFRecordWriter':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+def write_records(path: str, payloads: Iterable[bytes]) -> int:
+  """Writes all payloads to one file; returns how many were written."""
+  with TFRecordWriter(path) as w:
+    for data in payloads:
+      w.write(data)
+    return w.count
+
+
+def expand_paths(paths_or_glob: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+  """Shard paths from a path, a glob (e.g. `cup_train-*-of-*`) or a list of either, in sorted order."""
+  items = [paths_or_glob] if isinstance(paths_or_glob, (str, os.PathLike)) else list(paths_or_glob)
+  if not items:
+    raise FileNotFoundError('no record paths given')
+  out = []
+  for item in items:
+    item = os.fspath(item)
+    if glob_lib.has_magic(item):
+      matches = sorted(p for p in glob_lib.glob(item) if os.path.isfile(p))
+      if not matches:
+        raise FileNotFoundError(f'no record files match {item!r}')
+      out.extend(matches)
+    elif os.path.isfile(item):
+      out.append(item)
+    else:
+      raise FileNotFoundError(f'record file {item!r} does not exist')
+  return out
+
+
+def _read_exact(f, n: int) -> bytes:
+  buf = f.read(n)
+  while len(buf) < n:
+    more = f.read(n - len(buf))
+    if not more:
+      break
+    buf += more
+  return buf
+
+
+def _iter_file(path: str, verify_data: bool = True) -> Iterator[tuple[int, bytes | None]]:
+  """Yields (index, payload) for one file; payload is None when verify_data is False (counting)."""
+  with open(path, 'rb') as f:
+    index, offset = 0, 0
+    while True:
+      where = f'{path!r} record {index} (byte offset {offset})'
+      header = _read_exact(f, _HEADER_SIZE)
+      if not header:
+        return
+      if len(header) < _HEADER_SIZE:
+        raise RecordError(f'{where}: truncated header ({len(header)} of {_HEADER_SIZE} bytes)')
+      length_bytes = header[:_LEN.size]
+      (length,), (length_crc,) = _LEN.unpack(length_bytes), _CRC.unpack(header[_LEN.size:])
+      if masked_crc32c(length_bytes) != length_crc:
+        raise RecordError(f'{where}: length checksum mismatch (corrupt header)')
+      if verify_data:
+        body = _read_exact(f, length + _CRC.size)
+        if len(body) < length + _CRC.size:
+          raise RecordError(f'{where}: truncated record ({len(body)} of {length + _CRC.size} bytes)')
+        data = body[:length]
+        if masked_crc32c(data) != _CRC.unpack(body[length:])[0]:
+          raise RecordError(f'{where}: data checksum mismatch (corrupt payload)')
+        yield index, data
+      else:
+        end = offset + _HEADER_SIZE + length + _CRC.size
+        if end > os.fstat(f.fileno()).st_size:
+          raise RecordError(f'{where}: truncated record (file ends before byte {end})')
+        f.seek(end)
+        yield index, None
+      offset += _HEADER_SIZE + length + _CRC.size
+      index += 1
+
+
+def read_records(paths_or_glob) -> Iterator[tuple[str, int, bytes]]:
+  """Yields (path, index within that file, payload) for every record, verifying both checksums."""
+  for path in expand_paths(paths_or_glob):
+    for index, data in _iter_file(path):
+      yield path, index, data
+
+
+def count_records(paths_or_glob) -> int:
+  """Number of records over all files; checks the framing (length checksums) but skips payloads."""
+  return sum(1 for path in expand_paths(paths_or_glob) for _ in _iter_file(path, verify_data=False))

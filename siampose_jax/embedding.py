@@ -1,0 +1,45 @@
+"""Embeddings for evaluation: the backbone's pooled feature of un-augmented crops, L2-normalised.
+
+Images stream from the host in fixed-size, device-sharded batches (the last one padded), so the embedding
+function compiles once whatever the number of images.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from siampose_jax import sharding
+from siampose_jax.models import simsiam
+
+
+def make_embed_fn(model: simsiam.SimSiam, mesh: Mesh):
+  def embed(variables, images):
+    x = simsiam.preprocess(images, model.dtype)
+    f = model.apply(variables, x, method=simsiam.SimSiam.embed).astype(jnp.float32)
+    return f / jnp.maximum(jnp.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+
+  return jax.jit(embed, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+                 out_shardings=sharding.replicated(mesh))
+
+
+def embed_images(embed_fn, variables, images: np.ndarray, mesh: Mesh, batch_size: int = 256) -> np.ndarray:
+  """[N, H, W, 3] uint8 -> [N, D] float32 unit vectors.
+
+  Every process passes the same images; each feeds its own slice of every batch to its local devices.
+  """
+  n_dev = mesh.devices.size
+  batch_size = max(n_dev, batch_size // n_dev * n_dev)
+  per_process = batch_size // jax.process_count()
+  lo = jax.process_index() * per_process
+  out = []
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    pad = batch_size - len(chunk)
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+    x = jax.make_array_from_process_local_data(
+        sharding.batch_sharding(mesh), chunk[lo:lo + per_process], chunk.shape)
+    out.append(np.asarray(embed_fn(variables, x))[:batch_size - pad])
+  return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

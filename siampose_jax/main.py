@@ -1,0 +1,52 @@
+"""Command line: `python -m siampose_jax.main --config=configs/distant.py:cpu --workdir=DIR`.
+
+Thin on purpose (flax examples style): flags -> config -> `train.train_and_evaluate` and/or evaluation.
+"""
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+import jax
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:preset].',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and reports.')
+flags.mark_flags_as_required(['config'])
+
+MODES = ('train', 'eval', 'train_and_eval')
+
+
+def default_workdir(config) -> str:
+  return os.path.join('runs', f'{config.data.pair_mode}_{config.preset}')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  if config.mode not in MODES:
+    raise app.UsageError(f'config.mode={config.mode!r}: expected one of {MODES}')
+  if os.environ.get('SIAMPOSE_DISTRIBUTED'):
+    jax.distributed.initialize()  # multi-host TPU slices: set by launch/ scripts
+  workdir = _WORKDIR.value or default_workdir(config)
+  logging.info('config:\n%s', config)
+  written = {}
+  from siampose_jax import train  # pylint: disable=g-import-not-at-top (after flags are parsed)
+  if config.mode in ('train', 'train_and_eval'):
+    result = train.train_and_evaluate(config, workdir)
+    written.update({k: v for k, v in result['metrics'].items() if isinstance(v, str)})
+    logging.info('final metrics: %s', {k: v for k, v in result['metrics'].items()
+                                       if isinstance(v, float)})
+  if config.mode in ('eval', 'train_and_eval'):
+    from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
+    written.update(evaluate.evaluate(config, workdir))
+  print(f'\nworkdir: {os.path.abspath(workdir)}')
+  for name, path in sorted(written.items()):
+    print(f'  {name}: {path}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,66 @@
+"""SimSiam heads (projector and predictor) around a ResNet backbone (Chen & He 2020, as in the paper)."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from siampose_jax.models import resnet
+
+
+class MLP(nn.Module):
+  """Dense layers, BatchNorm after each, ReLU after all but the last `no_relu_last` layers.
+
+  The projector is 3 layers with BN after each (ReLU after the first two); the predictor is a bottleneck of
+  2 layers with BN+ReLU only on the hidden layer, whose output layer has a bias and no BN.
+  """
+  features: tuple[int, ...]
+  bn_last: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    for i, f in enumerate(self.features):
+      last = i == len(self.features) - 1
+      x = nn.Dense(f, use_bias=last and not self.bn_last, dtype=self.dtype)(x)
+      if not last or self.bn_last:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
+                         use_scale=not last, use_bias=not last)(x)
+      if not last:
+        x = nn.relu(x)
+    return x
+
+
+class SimSiam(nn.Module):
+  """Backbone -> projector (z) -> predictor (p). Returns the pooled backbone feature too (the embedding)."""
+  backbone: str = 'resnet50'
+  width: int = 64
+  stem: str = 'imagenet'
+  proj_dim: int = 2048
+  pred_hidden: int = 512
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.encoder = resnet.make_backbone(self.backbone, self.width, self.stem, self.dtype)
+    self.projector = MLP((self.proj_dim,) * 3, bn_last=True, dtype=self.dtype)
+    self.predictor = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
+
+  def __call__(self, x, train: bool = True):
+    feature = self.encoder(x, train=train)
+    z = self.projector(feature, train=train).astype(jnp.float32)
+    p = self.predictor(z, train=train).astype(jnp.float32)
+    return dict(feature=feature, z=z, p=p)
+
+  def embed(self, x):
+    """Backbone feature of un-augmented images, in inference mode (running BN statistics)."""
+    return self.encoder(x, train=False)
+
+
+IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406]) * 255
+IMAGENET_STD = jnp.array([0.229, 0.224, 0.225]) * 255
+
+
+def preprocess(images, dtype=jnp.float32):
+  """uint8 [..., H, W, 3] -> standardised floats, done on device so the host ships 4x fewer bytes."""
+  return ((images.astype(jnp.float32) - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)

@@ -1,0 +1,78 @@
+"""Console progress for long loops: rate, data-wait share and ETA, computed from wall-clock intervals
+(never by blocking on the device), plus a JSON-lines metrics log that survives restarts."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import logging
+
+
+class StepTimer:
+  """Accumulates host time spent waiting for data and the wall time of each logging interval."""
+
+  def __init__(self, start_step: int, total_steps: int, items_per_step: int):
+    self.total_steps, self.items_per_step = total_steps, items_per_step
+    self.t0 = self.t_last = time.perf_counter()
+    self.step0 = self.step_last = start_step
+    self.data_wait = 0.0
+
+  def add_data_wait(self, seconds: float) -> None:
+    self.data_wait += seconds
+
+  def interval(self, step: int) -> dict[str, float]:
+    """Stats since the previous call; the step must have been synchronised (metrics fetched) first."""
+    now = time.perf_counter()
+    dt, n = max(now - self.t_last, 1e-9), max(step - self.step_last, 1)
+    stats = {
+        'steps_per_sec': n / dt,
+        'img_per_sec': n * self.items_per_step / dt,
+        'data_wait_frac': min(self.data_wait / dt, 1.0),
+        'step_time_s': (dt - self.data_wait) / n,
+        'data_time_s': self.data_wait / n,
+    }
+    rate = (step - self.step0) / max(now - self.t0, 1e-9)
+    stats['eta_s'] = (self.total_steps - step) / rate if rate > 0 else float('inf')
+    self.t_last, self.step_last, self.data_wait = now, step, 0.0
+    return stats
+
+
+def format_eta(seconds: float) -> str:
+  if seconds == float('inf'):
+    return '?'
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
+
+
+_LOG_FIELDS = (('loss', 'loss {:.4f}'), ('knn_category_acc', 'knn-acc {:.3f}'), ('lr', 'lr {:.2e}'),
+               ('img_per_sec', '{:.1f} img/s'), ('data_wait_frac', 'data-wait {:.0%}'))
+
+
+def log_line(step: int, total: int, metrics: dict[str, float]) -> None:
+  parts = [f'step {step}/{total}']
+  parts += [fmt.format(metrics[key]) for key, fmt in _LOG_FIELDS if key in metrics]
+  if 'eta_s' in metrics:
+    parts.append(f'ETA {format_eta(metrics["eta_s"])}')
+  logging.info(' | '.join(parts))
+
+
+class JsonlLog:
+  """Appends one JSON object per logged step; on resume, rows past the restored step are dropped."""
+
+  def __init__(self, path: str, resume_step: int | None):
+    self.path = path
+    if resume_step is not None and os.path.exists(path):
+      with open(path) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+      with open(path, 'w') as f:
+        for r in rows:
+          if r.get('step', 0) <= resume_step:
+            f.write(json.dumps(r) + '\n')
+    elif resume_step is None and os.path.exists(path):
+      os.remove(path)
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    with open(self.path, 'a') as f:
+      f.write(json.dumps({'step': step, **{k: float(v) for k, v in metrics.items()}}) + '\n')

@@ -1,0 +1,120 @@
+"""SimSiam training on video frame pairs: one loop, read top to bottom.
+
+Sections: mesh -> data -> model and optimiser -> checkpoint/resume -> step and monitor -> loop -> reports.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from input_pipeline import datasets, frame_store, ingest
+from siampose_jax import checkpointing, monitor, optim, progress, reports, sharding
+from siampose_jax import step as step_lib
+
+MONITOR_MAX_GALLERY = 3000
+MONITOR_MAX_QUERIES = 1000
+
+
+def total_steps_for(config: ml_collections.ConfigDict, num_train_frames: int) -> int:
+  if config.total_steps > 0:
+    return int(config.total_steps)
+  steps_per_epoch = num_train_frames // config.batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f'config.batch_size={config.batch_size} exceeds the {num_train_frames} training frames')
+  return int(config.num_epochs * steps_per_epoch)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (resuming from `workdir` if it holds checkpoints) and returns the final metrics."""
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  os.makedirs(workdir, exist_ok=True)
+
+  # --- Mesh: one `data` axis over every device; the global batch must split evenly.
+  mesh = sharding.make_mesh(config.num_devices or None)
+  sharding.check_batch_size(config.batch_size, mesh)
+  logging.info('mesh: %d devices (%s), %d processes', mesh.devices.size, jax.devices()[0].platform,
+               jax.process_count())
+
+  # --- Data: frame store (ingested once), Grain pair loader, fixed monitor crops.
+  store_path = ingest.prepare_store(config.data)
+  store = frame_store.open_store(store_path)
+  num_train = store.num_frames('train')
+  total_steps = total_steps_for(config, num_train)
+  dataset = datasets.train_dataset(
+      store_path, pair_mode=config.data.pair_mode, image_size=config.data.image_size,
+      global_batch_size=config.batch_size, seed=config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count(), nearby_offset=config.data.nearby_offset)
+  data_iter = datasets.train_iterator(dataset, worker_count=config.data.worker_count)
+  logging.info('train frames: %d in %d videos; %d steps of %d pairs (%.1f epochs)', num_train,
+               len(store.videos('train')), total_steps, config.batch_size,
+               total_steps * config.batch_size / max(num_train, 1))
+
+  # --- Model, optimiser and replicated train state.
+  model = step_lib.make_model(config)
+  tx, lr_schedule = optim.make_optimizer(config, config.batch_size, total_steps)
+  state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
+
+  # --- Checkpoints: resume model, optimiser and data iterator together.
+  manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints)
+  state, restored_step = checkpointing.restore(manager, state, data_iter)
+  start_step = restored_step or 0
+  if restored_step is not None:
+    logging.info('resumed from %s at step %d', manager.directory, restored_step)
+
+  # --- Step and online monitor.
+  train_step = step_lib.jit_train_step(model, tx, mesh)
+  eval_split = ingest.query_split(store)
+  online_knn = monitor.OnlineKNN(
+      model, mesh,
+      gallery=monitor.subsample(frame_store.eval_arrays(store, 'train', config.data.image_size),
+                                MONITOR_MAX_GALLERY, config.seed),
+      queries=monitor.subsample(frame_store.eval_arrays(store, eval_split, config.data.image_size),
+                                MONITOR_MAX_QUERIES, config.seed),
+      batch_size=config.eval.batch_size)
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  metrics_log = progress.JsonlLog(os.path.join(workdir, 'metrics.jsonl'), restored_step)
+  timer = progress.StepTimer(start_step, total_steps, config.batch_size)
+  last = {}
+
+  # --- Loop.
+  for step in range(start_step + 1, total_steps + 1):
+    t = time.perf_counter()
+    batch = next(data_iter)
+    timer.add_data_wait(time.perf_counter() - t)
+    state, step_metrics = train_step(
+        state, sharding.shard_batch({'view1': batch['view1'], 'view2': batch['view2']}, mesh))
+
+    is_last = step == total_steps
+    if step % config.log_every_steps == 0 or is_last:
+      scalars = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      if not np.isfinite(scalars['loss']):
+        raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}')
+      scalars['lr'] = float(lr_schedule(step - 1))
+      scalars.update(timer.interval(step))
+      last.update(scalars)
+      if step % config.monitor_every_steps == 0 or is_last:
+        last.update(online_knn(state))
+        scalars['knn_category_acc'] = last['knn_category_acc']
+      progress.log_line(step, total_steps, scalars)
+      writer.write_scalars(step, scalars)
+      if jax.process_index() == 0:
+        metrics_log.write(step, scalars)
+    if step % config.checkpoint_every_steps == 0 or is_last:
+      checkpointing.save(manager, step, state, data_iter, force=is_last)
+
+  manager.wait_until_finished()
+  writer.flush()
+
+  # --- Reports: metrics table and curves in the workdir.
+  outputs = {}
+  if jax.process_index() == 0:
+    outputs = reports.training_reports(workdir)
+  last.update(final_step=total_steps, store=store_path, **outputs)
+  return {'state': state, 'model': model, 'mesh': mesh, 'store': store, 'metrics': last}

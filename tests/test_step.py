@@ -1,0 +1,173 @@
+"""The SimSiam objective, optimiser and the mesh-sharded train step."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from configs import distant
+from siampose_jax import objectives, optim, sharding
+from siampose_jax import step as step_lib
+from siampose_jax.models import resnet
+
+IMAGE = 16
+
+
+def tiny_config(**optim_overrides):
+  c = distant.get_config('test')
+  c.model.update(width=4, proj_dim=16, pred_hidden=8)
+  c.optim.update(**optim_overrides)
+  return c
+
+
+def random_batch(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return {k: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8) for k in ('view1', 'view2')}
+
+
+def test_negative_cosine_matches_numpy():
+  rng = np.random.default_rng(0)
+  p, z = rng.normal(size=(2, 5, 7))
+  want = -np.mean(np.sum(p * z, -1) / np.linalg.norm(p, axis=-1) / np.linalg.norm(z, axis=-1))
+  np.testing.assert_allclose(objectives.negative_cosine(p, z), want, rtol=1e-5)
+  assert float(objectives.negative_cosine(p, p)) == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_stop_gradient_on_targets():
+  rng = np.random.default_rng(1)
+  p1, p2, z1, z2 = (jnp.asarray(a) for a in rng.normal(size=(4, 6, 8)))
+  g = jax.grad(objectives.simsiam_loss, argnums=(0, 1, 2, 3))(p1, p2, z1, z2)
+  assert np.all(np.asarray(g[2]) == 0) and np.all(np.asarray(g[3]) == 0)
+  assert np.abs(np.asarray(g[0])).sum() > 0 and np.abs(np.asarray(g[1])).sum() > 0
+  # Without the stop-gradient the same loss would send gradient into the targets.
+  plain = lambda z: -jnp.mean(jnp.sum(p1 * z, -1) / jnp.linalg.norm(p1, axis=-1) / jnp.linalg.norm(z, axis=-1))
+  assert np.abs(np.asarray(jax.grad(plain)(z2))).sum() > 0
+
+
+def test_backbone_feature_dims():
+  for name, width, want in (('resnet18', 64, 512), ('resnet50', 64, 2048), ('tiny', 16, 128)):
+    model = resnet.make_backbone(name, width, 'imagenet')
+    shapes = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0],
+                            jnp.zeros((1, 64, 64, 3)))
+    assert shapes.shape == (1, want) == (1, resnet.feature_dim(name, width))
+
+
+def test_schedule_warmup_cosine_and_constant_predictor_lr():
+  c = tiny_config(base_lr=0.1, base_batch_size=64, warmup_steps=10, weight_decay=0.0, momentum=0.0)
+  tx, sched = optim.make_optimizer(c, batch_size=128, total_steps=110)
+  peak = 0.1 * 128 / 64
+  assert float(sched(0)) == pytest.approx(0.0)
+  assert float(sched(5)) == pytest.approx(peak * 0.5)
+  assert float(sched(10)) == pytest.approx(peak)
+  assert float(sched(60)) == pytest.approx(peak * 0.5 * (1 + np.cos(np.pi * 50 / 100)), rel=1e-5)
+  assert float(sched(110)) == pytest.approx(0.0, abs=1e-7)
+  params = {'encoder': {'w': jnp.ones(3)}, 'predictor': {'w': jnp.ones(3)}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  opt_state = tx.init(params)
+  for i in range(7):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    # plain SGD (momentum 0, no decay): update = -lr * grad
+    assert float(updates['encoder']['w'][0]) == pytest.approx(-float(sched(i)), abs=1e-7)
+    assert float(updates['predictor']['w'][0]) == pytest.approx(-peak, rel=1e-6)
+
+
+def test_weight_decay_and_momentum_match_torch_sgd_formula():
+  c = tiny_config(base_lr=0.1, base_batch_size=64, warmup_steps=0, weight_decay=0.01, momentum=0.9,
+                  constant_predictor_lr=False)
+  tx, sched = optim.make_optimizer(c, batch_size=64, total_steps=1000)
+  w = jnp.array([2.0])
+  params, buf, want = {'w': w}, 0.0, 2.0
+  opt_state = tx.init(params)
+  for i in range(3):
+    g = jnp.array([0.5])
+    updates, opt_state = tx.update({'w': g}, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    d = 0.5 + 0.01 * want          # torch: d_p = grad + wd * p; buf = momentum * buf + d_p; p -= lr * buf
+    buf = 0.9 * buf + d
+    want = want - float(sched(i)) * buf
+    assert float(params['w'][0]) == pytest.approx(want, rel=1e-5)
+
+
+def _init(config, mesh, total_steps=100):
+  model = step_lib.make_model(config)
+  tx, _ = optim.make_optimizer(config, 16, total_steps)
+  return model, tx, step_lib.init_state(model, tx, jax.random.key(0), IMAGE, mesh)
+
+
+def test_sharded_step_matches_single_device():
+  assert jax.device_count() >= 8, 'tests/conftest.py fakes 8 CPU devices'
+  config = tiny_config()
+  mesh1, mesh8 = sharding.make_mesh(1), sharding.make_mesh(8)
+  model, tx, state1 = _init(config, mesh1)
+  state8 = sharding.replicate(jax.device_get(state1), mesh8)
+  batch = random_batch(16)
+  step1 = step_lib.jit_train_step(model, tx, mesh1)
+  step8 = step_lib.jit_train_step(model, tx, mesh8)
+  for i in range(2):
+    b = random_batch(16, seed=i)
+    state1, m1 = step1(state1, sharding.shard_batch(b, mesh1))
+    state8, m8 = step8(state8, sharding.shard_batch(b, mesh8))
+    np.testing.assert_allclose(m1['loss'], m8['loss'], rtol=1e-4, atol=1e-5)
+  assert batch['view1'].shape[0] % 8 == 0
+  leaves1 = jax.tree.leaves(jax.device_get((state1.params, state1.batch_stats)))
+  leaves8 = jax.tree.leaves(jax.device_get((state8.params, state8.batch_stats)))
+  for a, b in zip(leaves1, leaves8):
+    np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+  # The batch axis really is split across the 8 devices.
+  arr = sharding.shard_batch(batch, mesh8)['view1']
+  assert len(arr.addressable_shards) == 8 and arr.addressable_shards[0].data.shape[0] == 2
+
+
+def test_batch_stats_cover_the_global_batch():
+  """BatchNorm running means after one step must equal those computed on the whole batch at once."""
+  config = tiny_config()
+  mesh8 = sharding.make_mesh(8)
+  model, tx, state = _init(config, mesh8)
+  before = jax.device_get(state.batch_stats)
+  params = jax.device_get(state.params)  # fetched before the step donates the state's buffers
+  b = random_batch(16, seed=3)
+  new, _ = step_lib.jit_train_step(model, tx, mesh8)(state, sharding.shard_batch(b, mesh8))
+  stem_mean = jax.device_get(new.batch_stats)['encoder']['stem_norm']['mean']
+  # Recompute the stem conv output of view1 on the host and its batch mean over all 16 images.
+  from siampose_jax.models import simsiam
+  x = simsiam.preprocess(b['view1'])
+  kernel = params['encoder']['stem_conv']['kernel']
+  y = jax.lax.conv_general_dilated(x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  mean1 = np.asarray(y).mean(axis=(0, 1, 2))
+  x2 = simsiam.preprocess(b['view2'])
+  y2 = jax.lax.conv_general_dilated(x2, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  mean2 = np.asarray(y2).mean(axis=(0, 1, 2))
+  m0 = before['encoder']['stem_norm']['mean']
+  want = 0.9 * (0.9 * m0 + 0.1 * mean1) + 0.1 * mean2  # view1 then view2 update the running mean
+  np.testing.assert_allclose(stem_mean, want, rtol=1e-4, atol=1e-5)
+
+
+def test_step_compiles_once_and_rejects_retrace():
+  config = tiny_config()
+  mesh = sharding.make_mesh(2)
+  model, tx, state = _init(config, mesh)
+  step = step_lib.jit_train_step(model, tx, mesh)
+  for i in range(3):
+    state, m = step(state, sharding.shard_batch(random_batch(16, seed=i), mesh))
+  assert int(state.step) == 3 and np.isfinite(float(m['loss']))
+  with pytest.raises(AssertionError, match='trace'):
+    step(state, sharding.shard_batch(random_batch(8), mesh))  # a new shape would recompile
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error():
+  with pytest.raises(ValueError, match='batch_size=12 is not divisible by the 8 devices'):
+    sharding.check_batch_size(12, sharding.make_mesh(8))
+
+
+def test_bad_config_values_are_named():
+  c = tiny_config()
+  c.model.dtype = 'float16x'
+  with pytest.raises(ValueError, match='model.dtype'):
+    step_lib.make_model(c)
+  with pytest.raises(ValueError, match='model.backbone'):
+    resnet.make_backbone('resnet7')
+  with pytest.raises(ValueError, match='warmup_steps'):
+    optim.make_optimizer(tiny_config(warmup_steps=50), 16, 10)
