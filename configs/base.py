@@ -56,7 +56,8 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
 
   c.eval = ml_collections.ConfigDict(dict(
       checkpoint='',                 # '' = this run's latest | PATH | random | imagenet:PATH
-      batch_size=256, knn_chunk=65536))
+      batch_size=256, knn_chunk=65536,
+      symmetric_categories=()))      # e.g. ('cup', 'bottle'): best IoU over rotations about the up axis
 
   if preset in ('cpu', 'test'):
     c.batch_size = 64
@@ -78,4 +79,5 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.image_size = 32
     c.data.synthetic.update(videos_per_category=2, frames_per_video=8, instances_per_category=2)
     c.model.update(width=8, proj_dim=32, pred_hidden=16)
+    c.optim.warmup_steps = 2
   return c

@@ -104,7 +104,9 @@ def prepare_store(data) -> str:
   root = data.root
   if not root:
     from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
-    root = synthetic.ensure_synthetic(os.path.join(cache, 'synthetic'), **data.synthetic.to_dict())
+    logging.info('data.root unset: generating (or reusing) the synthetic Objectron-format set')
+    root = synthetic.ensure_synthetic(os.path.join(cache, 'synthetic'), progress=logging.info,
+                                      **data.synthetic.to_dict())
     logging.info('data.root unset: using the synthetic Objectron-format set at %s', root)
   store = data.store_dir or os.path.join(cache, 'stores', _store_key(root, data))
   store = os.path.abspath(os.path.expanduser(store))

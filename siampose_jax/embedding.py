@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from jax.sharding import Mesh
 
 from siampose_jax import sharding
@@ -24,7 +25,8 @@ def make_embed_fn(model: simsiam.SimSiam, mesh: Mesh):
                  out_shardings=sharding.replicated(mesh))
 
 
-def embed_images(embed_fn, variables, images: np.ndarray, mesh: Mesh, batch_size: int = 256) -> np.ndarray:
+def embed_images(embed_fn, variables, images: np.ndarray, mesh: Mesh, batch_size: int = 256,
+                 desc: str | None = None) -> np.ndarray:
   """[N, H, W, 3] uint8 -> [N, D] float32 unit vectors.
 
   Every process passes the same images; each feeds its own slice of every batch to its local devices.
@@ -34,7 +36,8 @@ def embed_images(embed_fn, variables, images: np.ndarray, mesh: Mesh, batch_size
   per_process = batch_size // jax.process_count()
   lo = jax.process_index() * per_process
   out = []
-  for start in range(0, len(images), batch_size):
+  starts = range(0, len(images), batch_size)
+  for start in tqdm.tqdm(starts, desc=desc, disable=desc is None or jax.process_index() > 0, leave=False):
     chunk = images[start:start + batch_size]
     pad = batch_size - len(chunk)
     if pad:

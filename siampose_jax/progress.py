@@ -7,6 +7,7 @@ import os
 import time
 
 from absl import logging
+from tensorboardX import SummaryWriter
 
 
 class StepTimer:
@@ -76,3 +77,19 @@ class JsonlLog:
   def write(self, step: int, metrics: dict[str, float]) -> None:
     with open(self.path, 'a') as f:
       f.write(json.dumps({'step': step, **{k: float(v) for k, v in metrics.items()}}) + '\n')
+
+
+class ScalarWriter:
+  """TensorBoard scalars (tensorboardX writes event files without TensorFlow); only process 0 writes."""
+
+  def __init__(self, logdir: str, enabled: bool = True):
+    self._writer = SummaryWriter(logdir) if enabled else None
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    if self._writer is not None:
+      for k, v in scalars.items():
+        self._writer.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()

@@ -58,3 +58,39 @@ def training_reports(workdir: str) -> dict[str, str]:
   fig.savefig(out['curves_png'], dpi=100)
   plt.close(fig)
   return out
+
+
+TABLE1_TITLE = 'Table 1: zero-shot 9-DoF box fitting, 3D AP@0.5 (fraction of queries with 3D IoU > 0.5)'
+TABLE2_TITLE = 'Table 2: classification accuracy (%), 3D mAP (overall AP@0.5) and Re-ID mAP'
+TABLE2_COLUMNS = {'method': 'Method', 'classif_acc': 'Classif. Acc.', 'overall_3d_ap': '3D mAP',
+                  'reid_map': 'Re-ID mAP', 'reid_top1': 'Re-ID top-1', 'frame_jitter': 'Top-1 frame jitter'}
+
+
+def write_tables(workdir: str, table1: list[dict], table2: list[dict], categories) -> dict[str, str]:
+  """table1.{md,csv}: one row per method, per-category AP@0.5 + overall; table2.{md,csv}: Table 2 layout."""
+  cols1 = ['method'] + [c for c in categories if any(c in r for r in table1)] + ['overall']
+  out = {
+      'table1_csv': write_csv(os.path.join(workdir, 'table1.csv'), table1, cols1),
+      'table1_md': write_markdown(os.path.join(workdir, 'table1.md'), table1, cols1, TABLE1_TITLE),
+  }
+  if table2:
+    renamed = [{TABLE2_COLUMNS[k]: v for k, v in r.items()} for r in table2]
+    cols2 = list(TABLE2_COLUMNS.values())
+    out['table2_csv'] = write_csv(os.path.join(workdir, 'table2.csv'), table2, list(TABLE2_COLUMNS))
+    out['table2_md'] = write_markdown(os.path.join(workdir, 'table2.md'), renamed, cols2, TABLE2_TITLE)
+  return out
+
+
+def plot_ap_curve(path: str, thresholds, ap, azimuth_error: float, elevation_error: float) -> str:
+  """Objectron-style AP vs 3D IoU threshold, with the mean viewpoint errors in the title."""
+  fig, ax = plt.subplots(figsize=(4.5, 3.2))
+  ax.plot(thresholds, ap, marker='.')
+  ax.set_xlabel('3D IoU threshold')
+  ax.set_ylabel('AP')
+  ax.set_ylim(0, 1.02)
+  ax.grid(alpha=0.3)
+  ax.set_title(f'azimuth err {azimuth_error:.1f}°, elevation err {elevation_error:.1f}°', fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path

@@ -11,7 +11,6 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
 
 from input_pipeline import datasets, frame_store, ingest
 from siampose_jax import checkpointing, monitor, optim, progress, reports, sharding
@@ -78,7 +77,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                 MONITOR_MAX_QUERIES, config.seed),
       batch_size=config.eval.batch_size)
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  writer = progress.ScalarWriter(os.path.join(workdir, 'tensorboard'), enabled=jax.process_index() == 0)
   metrics_log = progress.JsonlLog(os.path.join(workdir, 'metrics.jsonl'), restored_step)
   timer = progress.StepTimer(start_step, total_steps, config.batch_size)
   last = {}
@@ -110,7 +109,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       checkpointing.save(manager, step, state, data_iter, force=is_last)
 
   manager.wait_until_finished()
-  writer.flush()
+  writer.close()
 
   # --- Reports: metrics table and curves in the workdir.
   outputs = {}

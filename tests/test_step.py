@@ -135,10 +135,10 @@ def test_batch_stats_cover_the_global_batch():
   from siampose_jax.models import simsiam
   x = simsiam.preprocess(b['view1'])
   kernel = params['encoder']['stem_conv']['kernel']
-  y = jax.lax.conv_general_dilated(x, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y = jax.lax.conv_general_dilated(x, kernel, (2, 2), [(1, 1)] * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   mean1 = np.asarray(y).mean(axis=(0, 1, 2))
   x2 = simsiam.preprocess(b['view2'])
-  y2 = jax.lax.conv_general_dilated(x2, kernel, (2, 2), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y2 = jax.lax.conv_general_dilated(x2, kernel, (2, 2), [(1, 1)] * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   mean2 = np.asarray(y2).mean(axis=(0, 1, 2))
   m0 = before['encoder']['stem_norm']['mean']
   want = 0.9 * (0.9 * m0 + 0.1 * mean1) + 0.1 * mean2  # view1 then view2 update the running mean

@@ -14,6 +14,15 @@ import jax.numpy as jnp
 ModuleDef = Any
 
 
+def _conv(features, kernel_size, strides=1, *, dtype=jnp.float32, name=None):
+  """Bias-free conv with symmetric k//2 padding (torchvision's), not 'SAME': for stride 2 on even sizes
+  'SAME' pads (0, 1) and shifts the sampling grid, which would break converted ImageNet weights."""
+  if isinstance(strides, int):
+    strides = (strides, strides)
+  return nn.Conv(features, kernel_size, strides, padding=[(k // 2, k // 2) for k in kernel_size],
+                 use_bias=False, dtype=dtype, name=name)
+
+
 class BasicBlock(nn.Module):
   filters: int
   conv: ModuleDef
@@ -65,13 +74,13 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, padding='SAME')
+    conv = functools.partial(_conv, dtype=self.dtype)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype)
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
       x = nn.relu(norm(name='stem_norm')(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     elif self.stem in ('small', 'cifar'):
       s = 2 if self.stem == 'small' else 1
       x = conv(self.width, (3, 3), (s, s), name='stem_conv')(x)

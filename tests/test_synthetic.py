@@ -1,0 +1,193 @@
+"""Tests of the synthetic Objectron generator: determinism, exact labels, renders, shards."""
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from input_pipeline import objectron_records
+from input_pipeline import synthetic
+from input_pipeline import synthetic_objects
+from input_pipeline import synthetic_render
+from siampose_jax import geometry
+
+W, H = 480, 640
+
+
+@pytest.fixture(scope='module')
+def cup_records():
+  return list(synthetic.render_video('cup', 1, 3, num_frames=3, seed=5))
+
+
+def test_same_seed_gives_identical_bytes(cup_records):
+  again = list(synthetic.render_video('cup', 1, 3, num_frames=3, seed=5))
+  assert [objectron_records.encode_example(r) for r in again] == [
+      objectron_records.encode_example(r) for r in cup_records]
+  other = next(synthetic.render_video('cup', 1, 3, num_frames=3, seed=6))
+  assert other.image != cup_records[0].image
+  assert [r.frame_id for r in cup_records] == [0, 1, 2]
+  assert [r.timestamp_us for r in cup_records] == [0, 33333, 66666]
+  assert cup_records[0].video_id == 'cup/batch-1/3'
+
+
+def test_keypoints_match_an_opencv_pinhole(cup_records):
+  """point_2d is the landscape OpenCV projection of point_3d, rotated to portrait."""
+  for rec in cup_records:
+    pts = rec.point_3d[0]
+    # ARKit camera (-z forward, y up) -> OpenCV camera (+z forward, y down): 180 degrees about x.
+    rvec, _ = cv2.Rodrigues(np.diag([1.0, -1.0, -1.0]))
+    px, _ = cv2.projectPoints(pts, rvec, np.zeros(3), rec.intrinsics, None)
+    col, row = px[:, 0, 0], px[:, 0, 1]  # landscape 1920 x 1440 sensor pixels
+    np.testing.assert_allclose(rec.point_2d[0, :, 0], (1440 - row) / 1440, atol=1e-9)
+    np.testing.assert_allclose(rec.point_2d[0, :, 1], col / 1920, atol=1e-9)
+    np.testing.assert_allclose(rec.point_2d[0, :, 2], -pts[:, 2], atol=1e-12)
+    assert (rec.point_2d[0, :, 2] > 0).all()
+
+
+def test_camera_and_object_frames(cup_records):
+  for rec in cup_records:
+    np.testing.assert_allclose(rec.view @ rec.extrinsics, np.eye(4), atol=1e-12)
+    r = rec.extrinsics[:3, :3]
+    np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
+    assert np.linalg.det(r) == pytest.approx(1.0)
+    # Box = R (scale * unit) + t in the camera frame.
+    rot, t, s = rec.rotation[0], rec.translation[0], rec.scale[0]
+    np.testing.assert_allclose(rec.point_3d[0], (geometry.UNIT_BOX * s) @ rot.T + t,
+                               atol=1e-12)
+    # World up, seen in this camera, is the plane normal; the portrait image shows it pointing up
+    # (camera -x), give or take the small roll.
+    n = rec.plane_normal
+    assert np.linalg.norm(n) == pytest.approx(1.0)
+    assert -n[0] > 0.8 * np.hypot(n[0], n[1])
+
+
+def test_box_stands_on_the_plane(cup_records):
+  for rec in cup_records:
+    kp, n, c = rec.point_3d[0], rec.plane_normal, rec.plane_center
+    bottom, top = kp[[1, 2, 5, 6]], kp[[3, 4, 7, 8]]
+    np.testing.assert_allclose((bottom - c) @ n, 0, atol=1e-9)  # bottom face lies in the plane
+    np.testing.assert_allclose((top - c) @ n, rec.scale[0, 1], atol=1e-9)  # box's +y is up
+    np.testing.assert_allclose((kp[2] - kp[1]) @ n, 0, atol=1e-9)
+    assert -c @ n > 0  # the camera is above the ground
+
+
+def _hull_mask(point_2d, grow):
+  corners = np.stack([point_2d[1:, 0] * W - 0.5, point_2d[1:, 1] * H - 0.5], axis=-1)
+  mask = np.zeros((H, W), np.uint8)
+  cv2.fillConvexPoly(mask, cv2.convexHull(np.round(corners * 16).astype(np.int32)), 1,
+                     cv2.LINE_8, 4)
+  k = np.ones((2 * abs(grow) + 1,) * 2, np.uint8)
+  return (cv2.dilate(mask, k) if grow > 0 else cv2.erode(mask, k)).astype(bool)
+
+
+@pytest.mark.parametrize('category,frame', [('cereal_box', 0), ('book', 1), ('cup', 2)])
+def test_object_is_rendered_inside_its_box(category, frame):
+  video = synthetic.make_video(category, 2, 1, num_frames=3, seed=3)
+  rec = synthetic.frame_record(video, frame, b'')
+  with_obj = synthetic.render_frame(video, frame)
+  background = synthetic.render_frame(video, frame, with_object=False)
+  changed = (with_obj != background).any(axis=-1)
+  assert changed.sum() > 500
+  assert not (changed & ~_hull_mask(rec.point_2d[0], 2)).any()
+  if category != 'cup':  # cuboids fill their box outline
+    inner = _hull_mask(rec.point_2d[0], -2)
+    assert changed[inner].mean() > 0.97
+
+
+def test_instances_differ_and_persist_across_videos():
+  a = synthetic_objects.make_instance('book', 0, seed=1)
+  b = synthetic_objects.make_instance('book', 1, seed=1)
+  assert not np.allclose(a.scale, b.scale)
+  v1 = synthetic.make_video('book', 0, 0, num_frames=2, seed=1)
+  v2 = synthetic.make_video('book', 0, 4, num_frames=2, seed=1)
+  for t1, t2, ta in zip(v1.model.textures, v2.model.textures, a.textures):
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(t1, ta)
+  np.testing.assert_array_equal(v1.model.scale, v2.model.scale)
+  assert not np.array_equal(v1.env.ground, v2.env.ground)  # the scene around it changes
+  assert not np.allclose(v1.camera_to_world, v2.camera_to_world)
+  assert any(ta.shape != tb.shape or not np.array_equal(ta, tb)
+             for ta, tb in zip(a.textures, b.textures))
+  c = synthetic_objects.make_instance('book', 0, seed=2)
+  assert not np.allclose(a.scale, c.scale)
+
+
+def test_bad_arguments_raise():
+  with pytest.raises(ValueError, match='sofa'):
+    synthetic_objects.make_instance('sofa', 0, 0)
+  with pytest.raises(ValueError, match='num_frames'):
+    synthetic.make_video('cup', 0, 0, num_frames=0, seed=0)
+  with pytest.raises(ValueError, match='formats'):
+    synthetic.generate('/nonexistent', formats=('video',))
+
+
+def test_near_plane_geometry_is_clipped_not_crashing():
+  video = synthetic.make_video('chair', 0, 0, num_frames=1, seed=0)
+  view = synthetic.world_to_camera(video, 0)
+  pose = np.eye(4)
+  pose[:3, 3] = (0.0, 0.0, -0.1)  # the chair straddles the camera
+  image = synthetic_render.render(video.env, view, video.projection, video.model, pose)
+  assert image.shape == (H, W, 3) and image.dtype == np.uint8
+  quad = np.array([[0, 0, -1.0], [1, 0, -1], [1, 0, 1], [0, 0, 1]])
+  clipped = synthetic_render._clip_near(quad)
+  assert (clipped[:, 2] <= -synthetic_render.NEAR + 1e-12).all() and len(clipped) == 4
+  assert len(synthetic_render._clip_near(quad * [1, 1, -1] + [0, 0, 2])) == 0
+
+
+def test_generate_writes_parsable_shards_and_index(tmp_path):
+  kw = dict(videos_per_category=3, frames_per_video=2, instances_per_category=2,
+            test_fraction=1 / 3, seed=4, num_shards=2, categories=('book', 'cup'),
+            formats=('records', 'sequences'))
+  summary = synthetic.generate(str(tmp_path / 'a'), **kw)
+  root = str(tmp_path / 'a')
+  for c in ('book', 'cup'):
+    train = objectron_records.read_index(root, c, 'train')
+    test = objectron_records.read_index(root, c, 'test')
+    assert train == [f'{c}/batch-0/0', f'{c}/batch-1/1'] and test == [f'{c}/batch-0/2']
+    for split, vids in (('train', train), ('test', test)):
+      paths = sorted(os.listdir(os.path.join(root, 'v1', 'records_shuffled', c)))
+      shards = [os.path.join(root, 'v1', 'records_shuffled', c, p) for p in paths
+                if p.startswith(f'{c}_{split}-')]
+      assert [os.path.basename(p) for p in shards] == [f'{c}_{split}-0000{i}-of-00002'
+                                                       for i in range(2)]
+      recs = list(objectron_records.read_examples(shards))
+      assert sorted((r.video_id, r.frame_id) for r in recs) == sorted(
+          (v, f) for v in vids for f in range(2))
+      assert summary['categories'][c][split]['frames'] == len(recs)
+      seqs = list(objectron_records.read_sequences(summary['categories'][c][split]['sequences']))
+      assert [s[0].video_id for s in seqs] == vids and all(len(s) == 2 for s in seqs)
+  # Records hold exactly what render_video produces.
+  rec = next(r for r in objectron_records.read_examples(
+      summary['categories']['cup']['test']['records']) if r.frame_id == 1)
+  ref = list(synthetic.render_video('cup', 0, 2, num_frames=2, seed=4))[1]
+  assert rec.image == ref.image and rec.equal_annotations(ref)
+  manifest = json.load(open(os.path.join(root, 'SYNTHETIC.json')))
+  assert manifest['version'] == synthetic.GENERATOR_VERSION and manifest['params']['seed'] == 4
+  # A worker pool gives the same bytes.
+  synthetic.generate(str(tmp_path / 'b'), num_workers=2, **kw)
+  for rel in ('v1/records_shuffled/cup/cup_train-00001-of-00002',
+              'v1/sequences/book/book_test-00000-of-00002', 'index/cup_annotations_test',
+              'SYNTHETIC.json'):
+    assert open(os.path.join(root, rel), 'rb').read() == open(tmp_path / 'b' / rel, 'rb').read()
+
+
+def test_ensure_synthetic_caches_by_parameters(tmp_path, monkeypatch):
+  kw = dict(videos_per_category=1, frames_per_video=1, categories=('book',), seed=0)
+  root = synthetic.ensure_synthetic(str(tmp_path), **kw)
+  assert os.path.exists(os.path.join(root, 'SYNTHETIC.json'))
+  assert [p for p in os.listdir(tmp_path) if p.startswith('.tmp')] == []
+
+  def fail(*a, **k):
+    raise AssertionError('regenerated a cached dataset')
+
+  monkeypatch.setattr(synthetic, 'generate', fail)
+  assert synthetic.ensure_synthetic(str(tmp_path), num_workers=3, **kw) == root
+  with pytest.raises(AssertionError):
+    synthetic.ensure_synthetic(str(tmp_path), **dict(kw, seed=1))
+  with open(os.path.join(root, 'SYNTHETIC.json'), 'w') as fh:
+    json.dump({'version': -1, 'params': {}}, fh)
+  with pytest.raises(ValueError, match='does not match'):
+    synthetic.ensure_synthetic(str(tmp_path), **kw)
