@@ -23,6 +23,18 @@ def default_workdir(config) -> str:
   return os.path.join('runs', f'{config.data.pair_mode}_{config.preset}')
 
 
+def initialize_distributed() -> None:
+  """Multi-process runs (launch/): TPU VMs are auto-detected; elsewhere the SIAMPOSE_* variables say where
+  the coordinator is and which process this is."""
+  env = os.environ
+  if 'SIAMPOSE_COORDINATOR' in env:
+    jax.distributed.initialize(coordinator_address=env['SIAMPOSE_COORDINATOR'],
+                               num_processes=int(env['SIAMPOSE_NUM_PROCESSES']),
+                               process_id=int(env['SIAMPOSE_PROCESS_ID']))
+  else:
+    jax.distributed.initialize()
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -30,7 +42,9 @@ def main(argv):
   if config.mode not in MODES:
     raise app.UsageError(f'config.mode={config.mode!r}: expected one of {MODES}')
   if os.environ.get('SIAMPOSE_DISTRIBUTED'):
-    jax.distributed.initialize()  # multi-host TPU slices: set by launch/ scripts
+    initialize_distributed()
+  from siampose_jax import progress  # pylint: disable=g-import-not-at-top
+  progress.quiet_library_logs()
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info('config:\n%s', config)
   written = {}

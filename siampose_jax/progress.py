@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging as py_logging
 import os
 import time
 
 from absl import logging
 from tensorboardX import SummaryWriter
+
+
+_CHATTY = ('/orbax/', '/grain/', '/jax/_src/xla_bridge', '/matplotlib/')
+
+
+class _QuietLibraries(py_logging.Filter):
+  def filter(self, record):
+    return record.levelno >= py_logging.WARNING or not any(p in record.pathname for p in _CHATTY)
+
+
+def quiet_library_logs() -> None:
+  """Keeps library INFO chatter (Orbax logs a dozen lines per save) out of the console; warnings stay."""
+  logging.get_absl_handler().addFilter(_QuietLibraries())
 
 
 class StepTimer:

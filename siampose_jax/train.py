@@ -13,7 +13,7 @@ import numpy as np
 from absl import logging
 
 from input_pipeline import datasets, frame_store, ingest
-from siampose_jax import checkpointing, monitor, optim, progress, reports, sharding
+from siampose_jax import checkpointing, encoder, monitor, optim, progress, reports, sharding
 from siampose_jax import step as step_lib
 
 MONITOR_MAX_GALLERY = 3000
@@ -33,6 +33,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming from `workdir` if it holds checkpoints) and returns the final metrics."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    encoder.save_config(config, workdir)
 
   # --- Mesh: one `data` axis over every device; the global batch must split evenly.
   mesh = sharding.make_mesh(config.num_devices or None)

@@ -24,13 +24,24 @@ def store_path(tmp_path_factory):
   return path
 
 
-def _setup(store_path, mesh):
+@pytest.fixture(scope='module')
+def compiled():
+  """Model, optimiser, initial host state and one jitted step per mesh size, shared by the tests."""
   config = tiny_config()
   model = step_lib.make_model(config)
   tx, _ = optim.make_optimizer(config, 8, 50)
-  state = step_lib.init_state(model, tx, jax.random.key(0), IMAGE, mesh)
+  meshes = {n: sharding.make_mesh(n) for n in (1, 2)}
+  host_state = jax.device_get(step_lib.init_state(model, tx, jax.random.key(0), IMAGE, meshes[1]))
+  steps = {n: step_lib.jit_train_step(model, tx, m) for n, m in meshes.items()}
+  return host_state, steps, meshes
+
+
+def _setup(store_path, compiled, n_devices):
+  """A fresh start, as a new process would make it: replicated initial state and a new data iterator."""
+  host_state, steps, meshes = compiled
+  state = sharding.replicate(host_state, meshes[n_devices])
   ds = datasets.train_dataset(store_path, pair_mode='nearby', image_size=IMAGE, global_batch_size=8, seed=3)
-  return state, datasets.train_iterator(ds), step_lib.jit_train_step(model, tx, mesh)
+  return state, datasets.train_iterator(ds), steps[n_devices], meshes[n_devices]
 
 
 def _run(state, it, step_fn, mesh, n):
@@ -43,19 +54,18 @@ def _run(state, it, step_fn, mesh, n):
   return state, losses, batches
 
 
-def test_save_restore_gives_identical_next_steps_and_batches(store_path, tmp_path):
-  mesh = sharding.make_mesh(2)
+def test_save_restore_gives_identical_next_steps_and_batches(store_path, compiled, tmp_path):
   # Uninterrupted: 5 steps.
-  state, it, step_fn = _setup(store_path, mesh)
+  state, it, step_fn, mesh = _setup(store_path, compiled, 2)
   state, ref_losses, ref_batches = _run(state, it, step_fn, mesh, 5)
   ref_params = jax.device_get(state.params)
   # Interrupted after 3 steps, saved, then a fresh process-like setup restores and runs 2 more.
-  state, it, step_fn = _setup(store_path, mesh)
+  state, it, step_fn, mesh = _setup(store_path, compiled, 2)
   state, losses_a, _ = _run(state, it, step_fn, mesh, 3)
   manager = checkpointing.make_manager(str(tmp_path))
   checkpointing.save(manager, 3, state, it, force=True)
   manager.wait_until_finished()
-  fresh_state, fresh_it, step_fn = _setup(store_path, mesh)
+  fresh_state, fresh_it, step_fn, mesh = _setup(store_path, compiled, 2)
   manager = checkpointing.make_manager(str(tmp_path))
   restored, step = checkpointing.restore(manager, fresh_state, fresh_it)
   assert step == 3 and int(restored.step) == 3
@@ -69,16 +79,14 @@ def test_save_restore_gives_identical_next_steps_and_batches(store_path, tmp_pat
   assert jax.tree.structure(restored.opt_state) == jax.tree.structure(fresh_state.opt_state)
 
 
-def test_restore_without_checkpoint_returns_input(tmp_path, store_path):
-  mesh = sharding.make_mesh(1)
-  state, it, _ = _setup(store_path, mesh)
+def test_restore_without_checkpoint_returns_input(tmp_path, store_path, compiled):
+  state, it, _, _ = _setup(store_path, compiled, 1)
   same, step = checkpointing.restore(checkpointing.make_manager(str(tmp_path)), state, it)
   assert step is None and same is state
 
 
-def test_resume_with_other_process_count_is_a_clear_error(tmp_path, store_path):
-  mesh = sharding.make_mesh(1)
-  state, it, _ = _setup(store_path, mesh)
+def test_resume_with_other_process_count_is_a_clear_error(tmp_path, store_path, compiled):
+  state, it, _, _ = _setup(store_path, compiled, 1)
   manager = checkpointing.make_manager(str(tmp_path))
   checkpointing.save(manager, 1, state, it, force=True)
   manager.wait_until_finished()
@@ -90,9 +98,8 @@ def test_resume_with_other_process_count_is_a_clear_error(tmp_path, store_path):
     checkpointing.restore(checkpointing.make_manager(str(tmp_path)), state, it)
 
 
-def test_restore_params_from_step_dir_and_workdir(tmp_path, store_path):
-  mesh = sharding.make_mesh(1)
-  state, it, _ = _setup(store_path, mesh)
+def test_restore_params_from_step_dir_and_workdir(tmp_path, store_path, compiled):
+  state, it, _, _ = _setup(store_path, compiled, 1)
   manager = checkpointing.make_manager(str(tmp_path))
   checkpointing.save(manager, 7, state, it, force=True)
   manager.wait_until_finished()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-import _frame_store_testdata as td
+from tests import _frame_store_testdata as td
 from input_pipeline import augment
 from input_pipeline import datasets
 from input_pipeline import frame_store

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-import _frame_store_testdata as td
+from tests import _frame_store_testdata as td
 from input_pipeline import frame_store
 from input_pipeline.frame_record import CATEGORIES
 
@@ -123,12 +123,16 @@ def test_zero_area_box_and_skip_bad(tmp_path):
   with pytest.raises(ValueError, match=r"shoe/batch-0/1.*frame 2.*zero-area"):
     frame_store.ingest(recs[2:], str(tmp_path / 'a'), split_fn=lambda v: 'train', subsample=1)
   info = frame_store.ingest(recs, str(tmp_path / 'b'), split_fn=lambda v: 'train', subsample=1,
-                            skip_bad=True)
+                            on_bad_record='skip')
   assert info.num_skipped == 2 and info.num_kept == 2
-  assert [(v, f) for v, f, _ in info.skipped] == [('shoe/batch-0/1', 1), ('shoe/batch-0/1', 2)]
+  assert info.skip_counts == {'nan_keypoints': 1, 'zero_area_box': 1}
+  assert [s.reason for s in info.skipped] == ['nan_keypoints', 'zero_area_box']
+  assert "'shoe/batch-0/1' frame 1" in info.skipped[0].message
+  assert "'shoe/batch-0/1' frame 2" in info.skipped[1].message
   store = frame_store.FrameStore(str(tmp_path / 'b'))
   assert store.videos('train')[0]['frame_ids'] == [0, 3]
-  assert len(store.index['skipped']) == 2
+  assert store.index['skipped'] == {'nan_keypoints': 1, 'zero_area_box': 1}
+  assert frame_store.StoreInfo.read(str(tmp_path / 'b')) == info
 
 
 def test_bad_split_name_and_inconsistent_video(tmp_path):

@@ -6,7 +6,7 @@ import collections
 import numpy as np
 import pytest
 
-import _frame_store_testdata as td
+from tests import _frame_store_testdata as td
 from input_pipeline import augment
 from input_pipeline import frame_store
 from input_pipeline import pairs

@@ -1,0 +1,128 @@
+"""End to end on the embedded synthetic default: train -> checkpoints -> resume -> evaluation tables."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import distant
+from siampose_jax import checkpointing, evaluate, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('cache'))
+
+
+def _config(cache_dir, **overrides):
+  c = distant.get_config('test')
+  c.data.cache_dir = cache_dir
+  c.log_every_steps = 1
+  c.update(overrides)
+  return c
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return {r['step']: r['loss'] for r in map(json.loads, f)}
+
+
+@pytest.fixture(scope='module')
+def reference_run(cache_dir, tmp_path_factory):
+  """One uninterrupted training run, shared by the tests below."""
+  workdir = str(tmp_path_factory.mktemp('ref'))
+  return workdir, train.train_and_evaluate(_config(cache_dir), workdir)
+
+
+def test_train_resume_and_evaluate(cache_dir, reference_run, tmp_path, monkeypatch):
+  config = _config(cache_dir)
+  ref_dir, ref = reference_run
+  ref_losses = _losses(ref_dir)
+  assert sorted(ref_losses) == list(range(1, config.total_steps + 1))
+  assert os.path.exists(ref['metrics']['metrics_csv']) and os.path.exists(ref['metrics']['curves_png'])
+  assert glob.glob(os.path.join(ref_dir, 'tensorboard', 'events.out.tfevents.*'))
+  assert 0.0 <= ref['metrics']['knn_category_acc'] <= 1.0
+
+  # Pre-empted right after the checkpoint at step 3, then restarted with the same workdir.
+  run_dir = str(tmp_path / 'preempted')
+  real_save = checkpointing.save
+
+  def save_then_die(manager, step, *args, **kwargs):
+    saved = real_save(manager, step, *args, **kwargs)
+    if step == 3:
+      manager.wait_until_finished()
+      raise KeyboardInterrupt('simulated pre-emption')
+    return saved
+
+  monkeypatch.setattr(checkpointing, 'save', save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, run_dir)
+  monkeypatch.setattr(checkpointing, 'save', real_save)
+  assert sorted(_losses(run_dir)) == [1, 2, 3]
+  resumed = train.train_and_evaluate(config, run_dir)
+  losses = _losses(run_dir)
+  assert sorted(losses) == sorted(ref_losses)
+  for step in ref_losses:  # the same batches and updates after the restart
+    assert losses[step] == pytest.approx(ref_losses[step], rel=1e-5, abs=1e-6), step
+  for a, b in zip(jax.tree.leaves(jax.device_get(ref['state'].params)),
+                  jax.tree.leaves(jax.device_get(resumed['state'].params))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+  # Evaluation of the finished run writes Tables 1 and 2 with the baselines.
+  written = evaluate.evaluate(config, ref_dir)
+  for key in ('table1_md', 'table1_csv', 'table2_md', 'table2_csv', 'per_query_csv', 'ap_curve_csv',
+              'retrieval_md'):
+    assert os.path.exists(written[key]), key
+  with open(written['table1_csv']) as f:
+    rows = f.read().splitlines()
+  methods = [r.split(',')[0] for r in rows[1:]]
+  assert methods == ['Our embeddings (distant pairs)', 'Our embeddings (distant pairs) (10% of videos)',
+                     'Our embeddings (distant pairs) (1% of videos)', 'Random embeddings', 'Random fit',
+                     'Random in-category fit']
+  assert rows[0].split(',')[-1] == 'overall'
+  with open(written['table2_md']) as f:
+    assert 'Re-ID mAP' in f.read()
+
+
+def _cli(*args, timeout=300):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'siampose_jax.main', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_rejects_unknown_config_key():
+  out = _cli('--config=configs/distant.py:test', '--config.data.no_such_key=1')
+  assert out.returncode != 0
+  assert 'no_such_key' in out.stderr
+
+
+def test_cli_rejects_bad_mode_and_preset():
+  out = _cli('--config=configs/distant.py:test', '--config.mode=fit')
+  assert out.returncode != 0 and "config.mode='fit'" in out.stderr
+  out = _cli('--config=configs/distant.py:tpu_huge')
+  assert out.returncode != 0 and 'unknown config preset' in out.stderr
+
+
+def test_load_encoder_matches_training_embeddings(reference_run, tmp_path):
+  from siampose_jax import encoder
+  from siampose_jax.models import simsiam
+  workdir, out = reference_run
+  enc = encoder.load_encoder(workdir)
+  assert enc.step == out['metrics']['final_step'] and enc.config.data.pair_mode == 'distant'
+  images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+  got = enc(images)
+  state = out['state']
+  want = out['model'].apply({'params': state.params, 'batch_stats': state.batch_stats},
+                            simsiam.preprocess(images), method=simsiam.SimSiam.embed)
+  want = np.asarray(want) / np.linalg.norm(np.asarray(want), axis=-1, keepdims=True)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  with pytest.raises(FileNotFoundError, match='config.json'):
+    encoder.load_encoder(str(tmp_path / 'missing'))
