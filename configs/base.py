@@ -30,6 +30,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.keep_checkpoints = 3
   c.monitor_every_steps = 1000       # online 1-NN category accuracy on held-out videos
   c.num_devices = 0                  # 0 = every visible device
+  # Wait for each step before fetching the next batch, so the log's data-wait share is device idle time
+  # (costs the overlap of host work with the device; off for the paper's accelerator runs).
+  c.measure_data_wait = False
 
   c.data = ml_collections.ConfigDict()
   c.data.root = config_dict.placeholder(str)   # unset: the synthetic set is generated once into cache_dir
@@ -42,7 +45,13 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.pair_mode = pair_mode       # same_frame | nearby | distant
   c.data.nearby_offset = 1           # in kept (subsampled) frames
   c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
-  c.data.on_bad_record = 'raise'     # raise | skip (counted, reported at the end)
+  c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
+  c.data.prefetch = 4                # batches read ahead by those threads
+  c.data.worker_nice = 0             # added niceness of worker processes (0..19)
+  c.data.decode_reduced = False      # decode JPEGs at 1/2..1/8 size when the crop allows (pixels change)
+  c.data.on_bad_record = 'raise'     # raise | skip (counted per reason, reported at the end)
+  c.data.instances = 'first'         # first (reference: first object of a frame) | all (a track each)
+  c.data.min_visibility = 0.0        # frames whose selected instance is less visible are dropped
   c.data.val_fraction = 0.0          # extra validation split carved from train videos (0 = use test split)
   c.data.synthetic = ml_collections.ConfigDict(dict(
       videos_per_category=8, frames_per_video=60, instances_per_category=4, seed=0, num_workers=2))
@@ -60,6 +69,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
       symmetric_categories=()))      # e.g. ('cup', 'bottle'): best IoU over rotations about the up axis
 
   if preset in ('cpu', 'test'):
+    c.measure_data_wait = True
     c.batch_size = 64
     c.total_steps = 500
     c.log_every_steps = 25
@@ -68,6 +78,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.subsample = 2
     c.data.image_scale = 0.5
     c.data.image_size = 64
+    c.data.decode_reduced = True     # crops of ~200 px -> 64: decode at 1/2 (loader CPU -20..30%)
     c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
     c.optim.update(base_lr=0.05, warmup_steps=25)
   if preset == 'test':

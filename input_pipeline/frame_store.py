@@ -2,24 +2,31 @@
 
 Sequential Objectron records cannot be sampled in pairs, so they are ingested once into a store:
 
-  <output_dir>/<split>/frames-00000-of-00002.array_record   one record per kept frame
+  <output_dir>/<split>/frames-00000-of-00002.array_record   one record per kept frame (per track)
+  <output_dir>/skipped.jsonl                                 one {'reason', 'message'} per skipped item
   <output_dir>/index.json                                    written LAST: a store without it is incomplete
+
+The writing side (validation, instance selection, resumable ingest) is input_pipeline/store_writer.py.
 
 Record format (version 1): a msgpack map. Scalars are plain msgpack values; arrays are maps
 ``{'__nd__': 1, 'dtype': '<f4', 'shape': [...], 'data': bytes}`` (little-endian). Keys:
   image (JPEG bytes, RGB content, portrait), image_width, image_height (of the stored JPEG),
-  video_id (str), frame_id, timestamp_us, category (index into CATEGORIES), instance_id,
+  video_id (str: the track), frame_id, timestamp_us, category (index into CATEGORIES), instance_id,
   point_2d [9,3] (u, v normalised, depth), point_3d [9,3], rotation [3,3], translation [3], scale [3],
   visibility (float), intrinsics [3,3], projection/view/extrinsics [4,4], plane_center [3],
-  plane_normal [3]   (float32; conventions of siampose_jax.geometry; only the first instance kept).
-Intrinsics and projection refer to the landscape sensor, so downscaling the image (image_scale) leaves
-them valid; `point_2d` is normalised and unaffected too.
+  plane_normal [3]   (float32; conventions of siampose_jax.geometry).
+Instances: with instances='first' (the reference) a track is a video and holds its first object
+instance; with 'all' every visible instance is its own track `<video_id>#<instance_id>`, so pairs
+never mix objects. Intrinsics and projection refer to the landscape sensor, so downscaling the image
+(image_scale) leaves them valid; `point_2d` is normalised and unaffected too.
 
-index.json: {'format', 'version', 'config', 'categories', 'skipped',
+index.json: {'format', 'version', 'config', 'categories', 'num_seen', 'num_kept',
+  'skipped': {reason: count}, 'dropped': {reason: count},
   'splits': {split: {'shards': [file names], 'num_frames': N,
                      'videos': [{'video_id', 'category', 'instance_id', 'frame_ids', 'records'}]}}}
-Videos are sorted by id; each video's `records` (global record indices in the split, shards
-concatenated in order) are sorted by frame id.
+Videos (tracks) are sorted by id; each one's `records` (global record indices in the split, shards
+concatenated in order) are sorted by frame id. `skipped` counts bad data (with
+on_bad_record='skip'); `dropped` counts frames filtered on purpose (min_visibility).
 """
 from __future__ import annotations
 
@@ -27,8 +34,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import cv2
 import grain
@@ -36,33 +42,56 @@ import msgpack
 import numpy as np
 
 from input_pipeline import augment
-from input_pipeline.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.frame_record import FrameRecord
+from input_pipeline.tfrecord import RecordError
 
 FORMAT_NAME = 'siampose-frame-store'
 FORMAT_VERSION = 1
 INDEX_FILE = 'index.json'
-_SPLIT_NAME = re.compile(r'^[A-Za-z0-9_\-]+$')
-# Annotation arrays of the first instance (sliced from FrameRecord) and per-frame camera arrays.
-_INSTANCE_ARRAYS = ('point_2d', 'point_3d', 'rotation', 'translation', 'scale')
-_FRAME_ARRAYS = ('intrinsics', 'projection', 'view', 'extrinsics', 'plane_center', 'plane_normal')
+SKIP_FILE = 'skipped.jsonl'
+# Annotation arrays of one instance (sliced from FrameRecord) and per-frame camera arrays.
+INSTANCE_ARRAYS = ('point_2d', 'point_3d', 'rotation', 'translation', 'scale')
+FRAME_ARRAYS = ('intrinsics', 'projection', 'view', 'extrinsics', 'plane_center', 'plane_normal')
 
 
-class BadFrameError(ValueError):
-  """A frame whose reference instance cannot be used (missing/NaN keypoints, empty box, bad image)."""
+class BadFrameError(RecordError):
+  """A frame whose instance cannot be used (missing/NaN keypoints, empty box, bad image)."""
+
+
+class Skip(NamedTuple):
+  """One skipped piece of bad data: a `reason` code and a message naming file/record or video/frame."""
+  reason: str
+  message: str
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreInfo:
-  """What `ingest` wrote: frames/videos/shards per split and the frames it skipped."""
+  """What an ingest wrote: frames/videos/shards per split, and what it skipped or dropped."""
   path: str
   splits: dict[str, dict[str, int]]
   num_seen: int
   num_kept: int
-  skipped: list[tuple[str, int, str]]  # (video_id, frame_id, reason), only with skip_bad=True
+  skip_counts: dict[str, int]   # reason -> count (bad data; only with on_bad_record='skip')
+  dropped: dict[str, int]       # reason -> count (deliberate filters, e.g. low_visibility)
+  skipped: list[Skip]
 
   @property
   def num_skipped(self) -> int:
-    return len(self.skipped)
+    return sum(self.skip_counts.values())
+
+  @classmethod
+  def read(cls, path: str) -> 'StoreInfo':
+    """The report of a complete store, from its index.json and skipped.jsonl."""
+    with open(os.path.join(path, INDEX_FILE)) as f:
+      index = json.load(f)
+    skipped = []
+    if os.path.exists(os.path.join(path, SKIP_FILE)):
+      with open(os.path.join(path, SKIP_FILE)) as f:
+        skipped = [Skip(**json.loads(line)) for line in f if line.strip()]
+    return cls(path=path, num_seen=index['num_seen'], num_kept=index['num_kept'],
+               skip_counts=index['skipped'], dropped=index['dropped'], skipped=skipped,
+               splits={s: {'num_frames': v['num_frames'], 'num_videos': len(v['videos']),
+                           'num_shards': len(v['shards'])} for s, v in index['splits'].items()})
 
 
 # ----------------------------------------------------------------------------------------- records
@@ -96,175 +125,37 @@ def decode(raw: bytes, *, decode_image: bool = True) -> dict[str, Any]:
   return rec
 
 
-def decode_jpeg(data: bytes, where: str = '') -> np.ndarray:
-  bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-  if bgr is None:
+# libjpeg DCT-domain downscaling while decoding: factor -> imdecode flag (RGB output added below).
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
+JPEG_REDUCTIONS = tuple(_REDUCED_FLAGS)
+
+
+def reduced_shape(image_hw: tuple[int, int], reduce: int) -> tuple[int, int]:
+  """Size libjpeg decodes an image to at 1/reduce scale (each side rounded up)."""
+  return -(-int(image_hw[0]) // reduce), -(-int(image_hw[1]) // reduce)
+
+
+def decode_jpeg(data: bytes, where: str = '', reduce: int = 1) -> np.ndarray:
+  """JPEG bytes -> RGB uint8 [H, W, 3], at 1/reduce scale (1, 2, 4 or 8) if asked.
+
+  libjpeg writes RGB directly (the same pixels as decoding to BGR and swapping, without the extra pass).
+  """
+  if reduce not in _REDUCED_FLAGS:
+    raise ValueError(f'{where}: JPEG reduction {reduce} not in {JPEG_REDUCTIONS}')
+  flag = (_REDUCED_FLAGS[reduce] & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
+  rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+  if rgb is None:
     raise BadFrameError(f'{where}: image bytes do not decode')
-  return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _frame_fields(rec: FrameRecord, *, image_scale: float, jpeg_quality: int) -> dict[str, Any]:
-  """Validates the reference (first) instance of `rec` and returns its store record fields."""
-  where = f'video {rec.video_id!r} frame {rec.frame_id}'
-  if rec.category not in CATEGORIES:
-    raise BadFrameError(f'{where}: unknown category {rec.category!r}')
-  p2 = np.asarray(rec.point_2d, np.float64)
-  p3 = np.asarray(rec.point_3d, np.float64)
-  if p2.ndim != 3 or p2.shape[0] < 1 or p2.shape[1:] != (9, 3) or p3.shape[1:] != (9, 3):
-    raise BadFrameError(f'{where}: no instance with 9 keypoints (point_2d {p2.shape}, '
-                        f'point_3d {p3.shape})')
-  if not (np.isfinite(p2[0]).all() and np.isfinite(p3[0]).all()):
-    raise BadFrameError(f'{where}: first instance has NaN/inf keypoints')
-  extent = p2[0, :, :2].max(0) - p2[0, :, :2].min(0)
-  if extent[0] * rec.image_width <= 0 or extent[1] * rec.image_height <= 0:
-    raise BadFrameError(f'{where}: first instance has a zero-area 2D box')
-  image = decode_jpeg(rec.image, where)
-  if image.shape[:2] != (rec.image_height, rec.image_width):
-    raise BadFrameError(f'{where}: image is {image.shape[1]}x{image.shape[0]}, record says '
-                        f'{rec.image_width}x{rec.image_height}')
-  if image_scale != 1.0:
-    size = (max(1, round(image.shape[1] * image_scale)), max(1, round(image.shape[0] * image_scale)))
-    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-  ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                          [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-  if not ok:
-    raise BadFrameError(f'{where}: JPEG encoding failed')
-  ids = tuple(rec.instance_ids) or (0,)
-  fields = {
-      'version': FORMAT_VERSION, 'image': jpeg.tobytes(),
-      'image_width': int(image.shape[1]), 'image_height': int(image.shape[0]),
-      'video_id': rec.video_id, 'frame_id': int(rec.frame_id), 'timestamp_us': int(rec.timestamp_us),
-      'category': CATEGORIES.index(rec.category), 'instance_id': int(ids[0]),
-      'visibility': float(np.asarray(rec.visibility, np.float64).reshape(-1)[0])
-                    if np.size(rec.visibility) else 1.0,
-  }
-  for k in _INSTANCE_ARRAYS:
-    fields[k] = np.asarray(getattr(rec, k), np.float32)[0]
-  for k in _FRAME_ARRAYS:
-    fields[k] = np.asarray(getattr(rec, k), np.float32)
-  return fields
+  return rgb
 
 
 # ----------------------------------------------------------------------------------------- ingest
-class _SplitWriter:
-  """Rolls ArrayRecord shards for one split; shards get their final `-of-N` names on close."""
-
-  def __init__(self, directory: str, records_per_shard: int):
-    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-    self._module = array_record_module
-    self.directory, self.records_per_shard = directory, records_per_shard
-    os.makedirs(directory, exist_ok=True)
-    self.tmp_paths: list[str] = []
-    self.count = 0
-    self._writer = None
-
-  def write(self, data: bytes) -> int:
-    if self._writer is None or self.count % self.records_per_shard == 0:
-      self._close_writer()
-      path = os.path.join(self.directory, f'frames-{len(self.tmp_paths):05d}.array_record.tmp')
-      self.tmp_paths.append(path)
-      # group_size:1 makes every record independently addressable (fast random access).
-      self._writer = self._module.ArrayRecordWriter(path, 'group_size:1')
-    self._writer.write(data)
-    self.count += 1
-    return self.count - 1
-
-  def _close_writer(self):
-    if self._writer is not None:
-      self._writer.close()
-      self._writer = None
-
-  def finish(self) -> list[str]:
-    self._close_writer()
-    n, names = len(self.tmp_paths), []
-    for i, tmp in enumerate(self.tmp_paths):
-      names.append(f'frames-{i:05d}-of-{n:05d}.array_record')
-      os.replace(tmp, os.path.join(self.directory, names[-1]))
-    return names
-
-  def abort(self):
-    self._close_writer()
-
-
 def ingest(records: Iterable[FrameRecord], output_dir: str, *, split_fn: Callable[[str], str],
-           subsample: int = 5, image_scale: float = 1.0, jpeg_quality: int = 90,
-           records_per_shard: int = 2000, skip_bad: bool = False) -> StoreInfo:
-  """Writes the kept frames of `records` (any order, e.g. shuffled shards) into a frame store.
-
-  A frame is kept iff `frame_id % subsample == 0`: a per-record rule, so ingest streams and the kept
-  set does not depend on record order (Objectron frame ids count from 0, so this is every n-th frame).
-  Only the first object instance is kept (the reference's choice). Bad frames raise BadFrameError
-  naming video and frame, or with skip_bad=True are counted in StoreInfo.skipped.
-  """
-  if subsample < 1 or records_per_shard < 1 or not 0 < image_scale <= 1:
-    raise ValueError(f'bad ingest options: subsample={subsample}, image_scale={image_scale}, '
-                     f'records_per_shard={records_per_shard}')
-  index_path = os.path.join(output_dir, INDEX_FILE)
-  if os.path.exists(index_path):
-    raise FileExistsError(f'{output_dir} already holds a complete frame store ({INDEX_FILE})')
-  os.makedirs(output_dir, exist_ok=True)
-  writers: dict[str, _SplitWriter] = {}
-  videos: dict[str, dict[str, dict[str, Any]]] = {}  # split -> video_id -> info
-  video_split: dict[str, str] = {}
-  skipped: list[tuple[str, int, str]] = []
-  num_seen = num_kept = 0
-  try:
-    for rec in records:
-      num_seen += 1
-      if rec.frame_id % subsample:
-        continue
-      try:
-        fields = _frame_fields(rec, image_scale=image_scale, jpeg_quality=jpeg_quality)
-      except BadFrameError as e:
-        if not skip_bad:
-          raise
-        skipped.append((rec.video_id, int(rec.frame_id), str(e)))
-        continue
-      split = video_split.get(rec.video_id)
-      if split is None:
-        split = video_split[rec.video_id] = split_fn(rec.video_id)
-        if not isinstance(split, str) or not _SPLIT_NAME.match(split):
-          raise ValueError(f'split_fn({rec.video_id!r}) returned {split!r}, not a plain name')
-      if split not in writers:
-        writers[split] = _SplitWriter(os.path.join(output_dir, split), records_per_shard)
-        videos[split] = {}
-      info = videos[split].setdefault(rec.video_id, {
-          'video_id': rec.video_id, 'category': fields['category'],
-          'instance_id': fields['instance_id'], 'frames': {}})
-      if info['category'] != fields['category']:
-        raise BadFrameError(f'video {rec.video_id!r} frame {rec.frame_id}: category '
-                            f'{rec.category!r} differs from earlier frames of the video')
-      if rec.frame_id in info['frames']:
-        raise BadFrameError(f'video {rec.video_id!r} frame {rec.frame_id}: duplicate frame')
-      info['frames'][int(rec.frame_id)] = writers[split].write(encode(fields))
-      num_kept += 1
-    shards = {split: w.finish() for split, w in writers.items()}
-  except BaseException:
-    for w in writers.values():
-      w.abort()
-    raise
-  index = {'format': FORMAT_NAME, 'version': FORMAT_VERSION, 'categories': list(CATEGORIES),
-           'config': {'subsample': subsample, 'image_scale': image_scale,
-                      'jpeg_quality': jpeg_quality, 'records_per_shard': records_per_shard},
-           'skipped': [list(s) for s in skipped], 'splits': {}}
-  for split in sorted(writers):
-    entries = []
-    for vid in sorted(videos[split]):
-      info = videos[split][vid]
-      frame_ids = sorted(info['frames'])
-      entries.append({'video_id': vid, 'category': info['category'],
-                      'instance_id': info['instance_id'], 'frame_ids': frame_ids,
-                      'records': [info['frames'][f] for f in frame_ids]})
-    index['splits'][split] = {'shards': shards[split], 'num_frames': writers[split].count,
-                              'videos': entries}
-  tmp = index_path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(index, f)
-  os.replace(tmp, index_path)  # last step: its presence marks the store complete
-  return StoreInfo(
-      path=output_dir, num_seen=num_seen, num_kept=num_kept, skipped=skipped,
-      splits={s: {'num_frames': v['num_frames'], 'num_videos': len(v['videos']),
-                  'num_shards': len(v['shards'])} for s, v in index['splits'].items()})
+           **options) -> StoreInfo:
+  """Writes the kept frames of `records` into a store: `store_writer.ingest` (the writing side)."""
+  from input_pipeline import store_writer  # pylint: disable=g-import-not-at-top  (it imports this module)
+  return store_writer.ingest(records, output_dir, split_fn=split_fn, **options)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -351,7 +242,7 @@ def eval_arrays(store: FrameStore, split: str, image_size: int, *, margin: float
   for key, dtype in (('category', np.int32), ('frame_id', np.int64), ('instance_id', np.int32),
                      ('visibility', np.float32), ('window', np.int32)):
     out[key] = np.asarray([r[key] for r in recs], dtype)
-  for key in _INSTANCE_ARRAYS + _FRAME_ARRAYS:
+  for key in INSTANCE_ARRAYS + FRAME_ARRAYS:
     out[key] = np.stack([r[key] for r in recs]) if recs else np.zeros((0,), np.float32)
   out['image_hw'] = np.asarray([(r['image_height'], r['image_width']) for r in recs], np.int32)
   out['video'] = video

@@ -1,6 +1,9 @@
 """Objectron (or the synthetic default) -> ArrayRecord frame store, once; and the ingest CLI.
 
   python -m input_pipeline.ingest --format=records --input=DIR --output=DIR [--subsample=5]
+      [--on_bad_record=skip] [--instances=all] [--min_visibility=0.1]
+
+It shows progress per source file, and an interrupted run resumes when rerun with the same flags.
 
 The official train/test split comes from `index/<class>_annotations_{train,test}`; an optional validation
 split is carved from the training videos by a seeded hash of the video id (stable across runs and readers).
@@ -11,15 +14,20 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 from typing import Callable, Iterator
 
+import tqdm
 from absl import logging
 
-from input_pipeline import frame_store, objectron_records
+from input_pipeline import frame_store, ingest_journal, objectron_raw, objectron_records, store_writer
 from input_pipeline.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.tfrecord import RecordError
 
-FORMATS = ('records', 'sequences')
+FORMATS = ('records', 'sequences', 'raw')
+_SHARD_NAME = re.compile(r'^(?P<prefix>.*)-(?P<i>\d{5})-of-(?P<n>\d{5})$')
 
 
 def _shards(root: str, layout: str, category: str, split: str) -> list[str]:
@@ -30,6 +38,9 @@ def read_frames(root: str, fmt: str, categories=CATEGORIES) -> Iterator[FrameRec
   """Every annotated frame under an Objectron-layout `root`, in the given on-disk format."""
   if fmt not in FORMATS:
     raise ValueError(f'data.format={fmt!r}: expected one of {FORMATS}')
+  if fmt == 'raw':  # videos + annotation protos, listed by the index files
+    yield from objectron_raw.read_raw(root, categories=categories)
+    return
   layout = {'records': 'records_shuffled', 'sequences': 'sequences'}[fmt]
   found = False
   for category in categories:
@@ -72,33 +83,163 @@ def split_function(root: str, val_fraction: float = 0.0, seed: int = 0,
   return split_fn
 
 
+def _source_groups(root: str, fmt: str, categories) -> dict[tuple[str, str], list[str]]:
+  """(class, split) -> its sources: shard paths (records, sequences) or indexed video ids (raw)."""
+  if fmt not in FORMATS:
+    raise ValueError(f'data.format={fmt!r}: expected one of {FORMATS}')
+  groups = {}
+  for category in categories:
+    for split in objectron_records.SPLITS:
+      if fmt == 'raw':
+        if os.path.exists(objectron_records.index_path(root, category, split)):
+          groups[category, split] = objectron_records.read_index(root, category, split)
+      else:
+        layout = {'records': 'records_shuffled', 'sequences': 'sequences'}[fmt]
+        groups[category, split] = _shards(root, layout, category, split)
+  groups = {k: v for k, v in groups.items() if v}
+  if not groups:
+    raise FileNotFoundError(f'no {fmt} data for {list(categories)} under {root} '
+                            '(expected v1/<layout>/<class>/<class>_<split>-* or index/ files)')
+  return groups
+
+
+def _missing_shards(paths: list[str]) -> list[str]:
+  """Shards absent from the `<prefix>-<i>-of-<n>` sets that `paths` belong to."""
+  expected = set()
+  for path in paths:
+    match = _SHARD_NAME.match(path)
+    if match:
+      expected.update(objectron_records.shard_paths(match['prefix'], int(match['n'])))
+  return sorted(expected - set(paths))
+
+
+def _read_source(root: str, fmt: str, source: str, on_error) -> Iterator[tuple[str, FrameRecord]]:
+  """(where, frame) for one source; damaged records go to `on_error` (see tfrecord.read_records)."""
+  if fmt == 'records':
+    yield from objectron_records.iter_examples(source, on_error=on_error)
+  elif fmt == 'sequences':
+    for where, frames in objectron_records.iter_sequences(source, on_error=on_error):
+      for i, rec in enumerate(frames):
+        yield f'{where} frame {i}', rec
+  else:  # raw: one video; its checks raise, so a bad video ends (the rest of) that source
+    frames = objectron_raw.read_raw_video(root, source)
+    while True:
+      try:
+        rec = next(frames)
+      except StopIteration:
+        return
+      except FileNotFoundError as e:
+        on_error(RecordError(f'video {source!r}: {e}', 'missing_file'))
+        return
+      except RecordError as e:
+        on_error(RecordError(f'video {source!r}: {e}', e.reason))
+        return
+      yield objectron_raw.raw_paths(root, source)[0], rec
+
+
+def _report(info: frame_store.StoreInfo) -> None:
+  logging.info('frame store %s: %d frames seen, %d kept; per split %s', info.path, info.num_seen,
+               info.num_kept, {k: v['num_frames'] for k, v in info.splits.items()})
+  if info.dropped:
+    logging.info('dropped on purpose: %s', info.dropped)
+  if info.num_skipped:
+    logging.warning('skipped %d bad items (data.on_bad_record=skip): %s; details in %s; first: %s',
+                    info.num_skipped, info.skip_counts, os.path.join(info.path, frame_store.SKIP_FILE),
+                    [s.message for s in info.skipped[:5]])
+
+
 def ingest_dataset(root: str, output: str, *, fmt: str = 'records', subsample: int = 5,
                    image_scale: float = 1.0, val_fraction: float = 0.0, seed: int = 0,
-                   skip_bad: bool = False) -> frame_store.StoreInfo:
-  """Builds the store in `output` (via a temporary sibling renamed at the end: never half-written)."""
+                   on_bad_record: str = 'raise', instances: str = 'first', min_visibility: float = 0.0,
+                   records_per_shard: int = 2000, categories=CATEGORIES,
+                   progress: bool = True) -> frame_store.StoreInfo:
+  """Builds the store in `output`, via `<output>.partial` renamed only once complete.
+
+  Resumable: rerunning after an interruption (same options) continues after the last fully ingested
+  source file (shard for records/sequences, video for raw). Bad data raises naming file and record
+  (and video/frame when known), or with on_bad_record='skip' is counted per reason (StoreInfo,
+  index.json, skipped.jsonl, the log): damaged or undecodable records, truncated files (the rest of
+  the file), missing shards of an `-of-N` set, index videos with no records (checked for each
+  class/split that has shards at all, so a download of some classes only is fine), missing raw files.
+  `on_bad_record` may change between an interrupted run and its resumption; the other options not.
+  """
   output = os.path.abspath(os.path.expanduser(output))
-  if os.path.exists(os.path.join(output, 'index.json')):
+  if os.path.exists(os.path.join(output, frame_store.INDEX_FILE)):
     raise FileExistsError(f'{output} already holds a frame store')
-  tmp = output + '.partial'
-  shutil.rmtree(tmp, ignore_errors=True)
-  info = frame_store.ingest(read_frames(root, fmt), tmp, split_fn=split_function(root, val_fraction, seed),
-                            subsample=subsample, image_scale=image_scale, skip_bad=skip_bad)
+  partial = output + '.partial'
+  if not os.path.exists(os.path.join(partial, frame_store.INDEX_FILE)):
+    groups = _source_groups(root, fmt, categories)
+    writer = store_writer.StoreWriter(
+        partial, split_fn=split_function(root, val_fraction, seed, categories), subsample=subsample,
+        image_scale=image_scale, records_per_shard=records_per_shard, on_bad_record=on_bad_record,
+        instances=instances, min_visibility=min_visibility,
+        resume_key={'root': os.path.abspath(root), 'format': fmt, 'val_fraction': val_fraction,
+                    'seed': seed, 'categories': list(categories)})
+    if writer.done_sources:
+      logging.info('resuming the ingest in %s: %d source files already done', partial,
+                   len(writer.done_sources))
+    try:
+      _ingest_sources(root, fmt, groups, writer, progress)
+    except BaseException:
+      writer.abort()
+      raise
   os.makedirs(os.path.dirname(output), exist_ok=True)
   shutil.rmtree(output, ignore_errors=True)
-  os.replace(tmp, output)
+  os.replace(partial, output)
+  info = frame_store.StoreInfo.read(output)
+  _report(info)
   return info
+
+
+def _ingest_sources(root: str, fmt: str, groups: dict[tuple[str, str], list[str]],
+                    writer: store_writer.StoreWriter, progress: bool) -> frame_store.StoreInfo:
+  """The source loop of ingest_dataset: checks, reads and commits each source not done yet."""
+  missing = [p for paths in groups.values() for p in _missing_shards(paths)] if fmt != 'raw' else []
+  extra = []
+  for path in missing:
+    extra.append(frame_store.Skip('missing_file', f'{path}: shard of an -of-N set does not exist'))
+    if writer.on_bad_record == 'raise':
+      raise FileNotFoundError(f'{path}: shard of an -of-N set does not exist ({len(missing)} such '
+                              'shards); use on_bad_record=skip to ingest the rest')
+  sources = [s for paths in groups.values() for s in paths]
+  name = (lambda s: os.path.relpath(s, root)) if fmt != 'raw' else (lambda s: s)
+  done = set(writer.done_sources)
+  with tqdm.tqdm(total=len(sources), initial=sum(name(s) in done for s in sources), unit='file',
+                 desc='ingest', disable=not progress) as bar:
+    for source in sources:
+      if name(source) in done:
+        continue
+      for where, rec in _read_source(root, fmt, source, writer.on_error):
+        writer.add(rec, where)
+      writer.commit(name(source))
+      bar.update()
+      bar.set_postfix(frames=writer.num_seen, kept=writer.num_kept, skipped=len(writer.skipped))
+  if fmt != 'raw':  # raw sources are the indexed videos themselves
+    for (category, split) in groups:
+      path = objectron_records.index_path(root, category, split)
+      if not os.path.exists(path):
+        continue
+      where = os.path.dirname(groups[category, split][0])
+      absent = [f'{path} names video {v!r} that has no frames in the {fmt} shards in {where}'
+                for v in objectron_records.read_index(root, category, split)
+                if v not in writer.videos_seen]
+      if absent and writer.on_bad_record == 'raise':
+        raise FileNotFoundError(f'{absent[0]} ({len(absent)} such videos); use on_bad_record=skip '
+                                'to ingest the rest')
+      extra += [frame_store.Skip('missing_video', message) for message in absent]
+  return writer.finish(extra)
 
 
 def _store_key(root: str, data) -> str:
   key = dict(root=os.path.abspath(root), format=data.format, subsample=data.subsample,
              image_scale=data.image_scale, val_fraction=data.val_fraction, on_bad=data.on_bad_record,
-             store_version=1)
+             instances=data.instances, min_visibility=data.min_visibility, store_version=1)
   return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def prepare_store(data) -> str:
   """config.data -> path of a ready frame store: generates the synthetic set and ingests as needed."""
-  if data.on_bad_record not in ('raise', 'skip'):
+  if data.on_bad_record not in store_writer.ON_BAD_RECORD:
     raise ValueError(f'data.on_bad_record={data.on_bad_record!r}: expected raise or skip')
   cache = os.path.abspath(os.path.expanduser(data.cache_dir))
   root = data.root
@@ -110,17 +251,13 @@ def prepare_store(data) -> str:
     logging.info('data.root unset: using the synthetic Objectron-format set at %s', root)
   store = data.store_dir or os.path.join(cache, 'stores', _store_key(root, data))
   store = os.path.abspath(os.path.expanduser(store))
-  if os.path.exists(os.path.join(store, 'index.json')):
+  if os.path.exists(os.path.join(store, frame_store.INDEX_FILE)):
     logging.info('frame store: %s (reused)', store)
     return store
   logging.info('ingesting %s (%s) into the frame store %s', root, data.format, store)
-  info = ingest_dataset(root, store, fmt=data.format, subsample=data.subsample,
-                        image_scale=data.image_scale, val_fraction=data.val_fraction,
-                        skip_bad=data.on_bad_record == 'skip')
-  if info.num_skipped:
-    logging.warning('skipped %d bad frames while ingesting (data.on_bad_record=skip): %s',
-                    info.num_skipped, info.skipped)
-  logging.info('frame store ready: %s', {k: v['num_frames'] for k, v in info.splits.items()})
+  ingest_dataset(root, store, fmt=data.format, subsample=data.subsample, image_scale=data.image_scale,
+                 val_fraction=data.val_fraction, on_bad_record=data.on_bad_record,
+                 instances=data.instances, min_visibility=data.min_visibility)
   return store
 
 
@@ -134,11 +271,21 @@ def query_split(store: frame_store.FrameStore) -> str:
 
 def main(argv):
   del argv
-  info = ingest_dataset(FLAGS.input, FLAGS.output, fmt=FLAGS.format, subsample=FLAGS.subsample,
-                        image_scale=FLAGS.image_scale, val_fraction=FLAGS.val_fraction,
-                        skip_bad=FLAGS.on_bad_record == 'skip')
-  print(json.dumps({'store': info.path, 'splits': info.splits, 'seen': info.num_seen, 'kept': info.num_kept,
-                    'skipped': info.num_skipped}, indent=1))
+  try:
+    info = ingest_dataset(FLAGS.input, FLAGS.output, fmt=FLAGS.format, subsample=FLAGS.subsample,
+                          image_scale=FLAGS.image_scale, val_fraction=FLAGS.val_fraction,
+                          seed=FLAGS.seed, on_bad_record=FLAGS.on_bad_record,
+                          instances=FLAGS.instances, min_visibility=FLAGS.min_visibility,
+                          records_per_shard=FLAGS.records_per_shard)
+  except KeyboardInterrupt:
+    sys.exit(f'interrupted: finished source files are kept in {FLAGS.output}.partial; rerun the same '
+             'command to resume')
+  except (RecordError, FileNotFoundError, FileExistsError, ingest_journal.JournalMismatchError) as e:
+    sys.exit(f'error: {e}\n(finished source files are kept in {FLAGS.output}.partial: rerun, e.g. '
+             'with --on_bad_record=skip, to resume)')
+  print(json.dumps({'store': info.path, 'splits': info.splits, 'seen': info.num_seen,
+                    'kept': info.num_kept, 'skipped': info.skip_counts, 'dropped': info.dropped},
+                   indent=1))
 
 
 if __name__ == '__main__':
@@ -150,5 +297,11 @@ if __name__ == '__main__':
   flags.DEFINE_integer('subsample', 5, 'Keep 1 frame in this many.')
   flags.DEFINE_float('image_scale', 1.0, 'Downscale frames by this factor at ingest.')
   flags.DEFINE_float('val_fraction', 0.0, 'Training videos carved out as a validation split.')
-  flags.DEFINE_enum('on_bad_record', 'raise', ['raise', 'skip'], 'Raise on bad frames or count and skip.')
+  flags.DEFINE_integer('seed', 0, 'Seed of the validation carve-out.')
+  flags.DEFINE_enum('on_bad_record', 'raise', list(store_writer.ON_BAD_RECORD),
+                    'Raise on bad data, or count, skip and report it.')
+  flags.DEFINE_enum('instances', 'first', list(store_writer.INSTANCE_MODES),
+                    'first: the first object of each frame (reference); all: one track per instance.')
+  flags.DEFINE_float('min_visibility', 0.0, 'Drop (and count) instances less visible than this.')
+  flags.DEFINE_integer('records_per_shard', 2000, 'Most frames per ArrayRecord shard.')
   app.run(main)

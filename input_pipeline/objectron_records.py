@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 from google.protobuf import message as message_lib
@@ -39,6 +39,8 @@ _FLOAT_KEYS = {
 # Labels a wrong value of which would silently corrupt training targets.
 _FINITE_KEYS = ('point_2d', 'point_3d', 'object/orientation', 'object/translation', 'object/scale')
 # Scalar int64 keys: key -> FrameRecord field.
+# Keys whose absence or non-finite values are reported as missing/NaN keypoints (skip reasons).
+_KEYPOINT_KEYS = ('point_2d', 'point_3d')
 _INT_KEYS = {'image/id': 'frame_id', 'image/timestamp': 'timestamp_us', 'image/width': 'image_width',
              'image/height': 'image_height'}
 _FILENAME_RE = re.compile(
@@ -114,7 +116,8 @@ def _fill(feature, kind: str, values: list) -> None:
 def _values(feats: Mapping, key: str, kind: str, source: str, required: bool = True):
   if key not in feats:
     if required:
-      raise RecordError(f'{source}: missing required key {key!r}')
+      raise RecordError(f'{source}: missing required key {key!r}',
+                        'missing_keypoints' if key in _KEYPOINT_KEYS else 'bad_record')
     return None
   which = feats[key].WhichOneof('kind')
   if which not in (None, f'{kind}_list'):
@@ -145,7 +148,8 @@ def _frame_from_features(feats: Mapping, source: str) -> FrameRecord:
       raise RecordError(f'{source}: key {key!r} has {value.size} floats, expected {want} '
                         f'(instance_num={n})')
     if key in _FINITE_KEYS and not np.isfinite(value).all():
-      raise RecordError(f'{source}: key {key!r} contains NaN or infinite values')
+      raise RecordError(f'{source}: key {key!r} contains NaN or infinite values',
+                        'nan_keypoints' if key in _KEYPOINT_KEYS else 'bad_record')
     arrays[field] = value.reshape(want)
   point_num = _values(feats, 'point_num', 'int64', source, required=False)
   if point_num is not None and list(point_num) != [9] * n:
@@ -268,16 +272,50 @@ def write_shards(path_prefix: str, payloads: Iterable[bytes], num_shards: int) -
   return paths
 
 
-def read_examples(paths_or_glob) -> Iterator[FrameRecord]:
-  """FrameRecords from tf.Example shards (a path, glob or list), in file then record order."""
-  for path, index, data in tfrecord.read_records(paths_or_glob):
-    yield decode_example(data, source=f'{path!r} record {index}')
+_T = TypeVar('_T')
 
 
-def read_sequences(paths_or_glob) -> Iterator[list[FrameRecord]]:
-  """One list of FrameRecords per tf.SequenceExample in the shards."""
-  for path, index, data in tfrecord.read_records(paths_or_glob):
-    yield decode_sequence(data, source=f'{path!r} record {index}')
+def _iter_decoded(paths_or_glob, decode: Callable[..., _T],
+                  on_error: tfrecord.OnError | None) -> Iterator[tuple[str, _T]]:
+  """(source, decoded) per record; with `on_error`, damaged or undecodable records go to it."""
+  for path, index, data in tfrecord.read_records(paths_or_glob, on_error=on_error):
+    source = f'{path!r} record {index}'
+    try:
+      value = decode(data, source=source)
+    except RecordError as e:
+      if on_error is None:
+        raise
+      on_error(e)
+      continue
+    yield source, value
+
+
+def iter_examples(paths_or_glob, *, on_error: tfrecord.OnError | None = None
+                  ) -> Iterator[tuple[str, FrameRecord]]:
+  """(source, FrameRecord) from tf.Example shards; source is "'<path>' record <index>"."""
+  return _iter_decoded(paths_or_glob, decode_example, on_error)
+
+
+def iter_sequences(paths_or_glob, *, on_error: tfrecord.OnError | None = None
+                   ) -> Iterator[tuple[str, list[FrameRecord]]]:
+  """(source, frames) per tf.SequenceExample; a bad frame makes the whole sequence bad."""
+  return _iter_decoded(paths_or_glob, decode_sequence, on_error)
+
+
+def read_examples(paths_or_glob, *, on_error: tfrecord.OnError | None = None) -> Iterator[FrameRecord]:
+  """FrameRecords from tf.Example shards (a path, glob or list), in file then record order.
+
+  Bad records raise RecordError naming file and record, or with `on_error` are reported and skipped.
+  """
+  for _, rec in iter_examples(paths_or_glob, on_error=on_error):
+    yield rec
+
+
+def read_sequences(paths_or_glob, *, on_error: tfrecord.OnError | None = None
+                   ) -> Iterator[list[FrameRecord]]:
+  """One list of FrameRecords per tf.SequenceExample in the shards (`on_error` as in read_examples)."""
+  for _, frames in iter_sequences(paths_or_glob, on_error=on_error):
+    yield frames
 
 
 def index_path(root: str, category: str, split: str) -> str:

@@ -2,15 +2,20 @@
 
 Each video shows one procedural object instance (input_pipeline/synthetic_objects.py) standing on a
 textured ground plane (world y up, plane y = 0), filmed by a camera that orbits it with smoothly
-varying speed, radius, elevation, aim and roll, under a per-video light and background. Frames are
+varying speed, radius, elevation, aim and roll, under a per-video light and background. About 30% of
+videos also show one or two unannotated distractors that hide part of the object in some frames,
+and about 30% have light that drifts along the video (input_pipeline/synthetic_scene.py); the
+manifest lists these choices per video. Frames are
 rendered with input_pipeline/synthetic_render.py through exactly the camera model of
 siampose_jax.geometry, so every label is exact, and written in Objectron's per-frame tf.Example
 shard layout (optionally also per-video tf.SequenceExample shards) with its index files:
 
   root/v1/records_shuffled/<class>/<class>_{train,test}-0000i-of-0000n
   root/v1/sequences/<class>/<class>_{train,test}-0000i-of-0000n   (formats includes 'sequences')
+  root/{annotations,videos}/<class>/batch-i/j...                  (formats includes 'raw', see
+                                                                   input_pipeline/objectron_raw.py)
   root/index/<class>_annotations_{train,test}
-  root/SYNTHETIC.json                                               (manifest: version, parameters)
+  root/SYNTHETIC.json                     (manifest: version, parameters, per-video scene choices)
 
 Video `v` of a class shows instance `v % instances_per_category`; the last
 round(videos_per_category * test_fraction) videos of each class (at least one, and not all, when
@@ -37,17 +42,19 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from input_pipeline import objectron_raw
 from input_pipeline import objectron_records
 from input_pipeline import synthetic_objects
 from input_pipeline import synthetic_render
+from input_pipeline import synthetic_scene
 from input_pipeline.frame_record import CATEGORIES, FrameRecord
 from siampose_jax import geometry
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST = 'SYNTHETIC.json'
 FRAME_PERIOD_US = 33333  # 30 fps
 JPEG_QUALITY = 90
-FORMATS = ('records', 'sequences')
+FORMATS = ('records', 'sequences', 'raw')
 _GROUND_TILE = 256
 
 
@@ -58,11 +65,14 @@ class Video:
   category: str
   model: synthetic_objects.ObjectModel
   textures: list[np.ndarray]      # the model's tiles under this video's light colour
-  env: synthetic_render.Environment
+  env: synthetic_render.Environment  # frame 0's; `lighting` gives every frame's light
   object_to_world: np.ndarray     # [4, 4]; the box centre sits at height scale_y / 2 above y = 0
   intrinsics: np.ndarray          # [3, 3] landscape
   projection: np.ndarray          # [4, 4]
   camera_to_world: np.ndarray     # [num_frames, 4, 4]
+  lighting: np.ndarray            # [num_frames, 6], see synthetic_scene.lighting_path
+  lighting_drift: bool
+  occluders: list[synthetic_scene.Occluder]  # unannotated
 
   @property
   def num_frames(self) -> int:
@@ -107,7 +117,7 @@ def _environment(rng, size, radius):
   kind = str(rng.choice(['stripes', 'checks', 'noise', 'noise', 'blobs']))
   ground = synthetic_objects.texture_tile(rng, kind, c1 * 0.8 + 40, c2 * 0.8 + 40, grain=6,
                                           size=_GROUND_TILE)
-  ground = np.clip(ground * (tint * (ambient + diffuse * light[1])), 0, 255).astype(np.uint8)
+  ground = np.clip(ground * tint, 0, 255).astype(np.uint8)
   horizon = np.clip(synthetic_objects.palette_colour(rng, 30) * 0.4 + 150, 0, 255)
   top = np.clip(horizon + rng.normal(0, 40, 3), 0, 255)
   return synthetic_render.Environment(
@@ -117,9 +127,13 @@ def _environment(rng, size, radius):
       fog=rng.uniform(1.5, 4.0) * radius, shadow=rng.uniform(0.3, 0.6)), tint
 
 
-def make_video(category: str, instance: int, video_index: int, *, num_frames: int,
-               seed: int) -> Video:
-  """The scene and camera path of one video; a deterministic function of the arguments."""
+def make_video(category: str, instance: int, video_index: int, *, num_frames: int, seed: int,
+               occluders: bool | None = None, lighting_drift: bool | None = None) -> Video:
+  """The scene and camera path of one video; a deterministic function of the arguments.
+
+  `occluders` and `lighting_drift` are drawn from the seed unless forced; forcing one changes
+  nothing else in the video (each has its own rng stream).
+  """
   if num_frames < 1:
     raise ValueError(f'num_frames must be >= 1, got {num_frames}')
   model = synthetic_objects.make_instance(category, instance, seed)
@@ -154,8 +168,25 @@ def make_video(category: str, instance: int, video_index: int, *, num_frames: in
     cams.append(_look_at(centre + radius[i] * d, centre + aim[i], roll[i]))
   env, tint = _environment(rng, size, radius0)
   textures = [np.clip(t * tint, 0, 255).astype(np.uint8) for t in model.textures]
+  projection = geometry.projection_from_intrinsics(intrinsics)
+  cams = np.stack(cams)
+  key = [seed, CATEGORIES.index(category), instance, video_index]
+  occ_rng = np.random.default_rng(np.random.SeedSequence(key + [13]))
+  drawn = occ_rng.random() < synthetic_scene.OCCLUDER_PROBABILITY
+  placed = (synthetic_scene.place_occluders(occ_rng, model, obj, cams, projection, tint)
+            if (drawn if occluders is None else occluders) else [])
+  light_rng = np.random.default_rng(np.random.SeedSequence(key + [17]))
+  drawn = light_rng.random() < synthetic_scene.LIGHT_DRIFT_PROBABILITY
+  drift = bool(drawn if lighting_drift is None else lighting_drift)
+  lighting = synthetic_scene.lighting_path(light_rng, env, num_frames, drift)
+  env = synthetic_scene.frame_environment(env, lighting[0])
   return Video(f'{category}/batch-{instance}/{video_index}', category, model, textures, env, obj,
-               intrinsics, geometry.projection_from_intrinsics(intrinsics), np.stack(cams))
+               intrinsics, projection, cams, lighting, drift, placed)
+
+
+def scene_info(video: Video) -> dict:
+  """The video's drawn scene choices, as listed in the manifest."""
+  return {'occluders': [o.shape for o in video.occluders], 'lighting_drift': video.lighting_drift}
 
 
 def world_to_camera(video: Video, frame: int) -> np.ndarray:
@@ -167,13 +198,17 @@ def world_to_camera(video: Video, frame: int) -> np.ndarray:
   return out
 
 
-def render_frame(video: Video, frame: int, *, with_object: bool = True) -> np.ndarray:
-  """BGR uint8 [640, 480, 3] image of one frame (without the object for tests and masks)."""
+def render_frame(video: Video, frame: int, *, with_object: bool = True,
+                 with_occluders: bool = True) -> np.ndarray:
+  """BGR uint8 [640, 480, 3] image of one frame (objects can be left out for tests and masks)."""
   view = world_to_camera(video, frame)
-  if not with_object:
-    return synthetic_render.render(video.env, view, video.projection)
-  return synthetic_render.render(video.env, view, video.projection, video.model,
-                                 view @ video.object_to_world, video.textures)
+  objects = [synthetic_render.Placed(o.model, view @ o.object_to_world)
+             for o in video.occluders] if with_occluders else []
+  if with_object:
+    objects.append(synthetic_render.Placed(video.model, view @ video.object_to_world,
+                                           video.textures))
+  env = synthetic_scene.frame_environment(video.env, video.lighting[frame])
+  return synthetic_render.render(env, view, video.projection, objects)
 
 
 def frame_record(video: Video, frame: int, image: bytes) -> FrameRecord:
@@ -205,8 +240,13 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 def render_video(category: str, instance: int, video_index: int, *, num_frames: int,
                  seed: int) -> Iterator[FrameRecord]:
   """FrameRecords (JPEG q90 images) of video `category/batch-<instance>/<video_index>`."""
-  video = make_video(category, instance, video_index, num_frames=num_frames, seed=seed)
-  for i in range(num_frames):
+  yield from video_records(make_video(category, instance, video_index, num_frames=num_frames,
+                                     seed=seed))
+
+
+def video_records(video: Video) -> Iterator[FrameRecord]:
+  """FrameRecords (JPEG q90 images) of every frame of `video`."""
+  for i in range(video.num_frames):
     yield frame_record(video, i, encode_jpeg(render_frame(video, i)))
 
 
@@ -214,10 +254,14 @@ def render_video(category: str, instance: int, video_index: int, *, num_frames: 
 
 
 def _render_task(task):
-  category, instance, video_index, num_frames, seed, sequences = task
-  recs = list(render_video(category, instance, video_index, num_frames=num_frames, seed=seed))
+  category, instance, video_index, num_frames, seed, sequences, raw_root = task
+  video = make_video(category, instance, video_index, num_frames=num_frames, seed=seed)
+  recs = list(video_records(video))
+  if raw_root:
+    objectron_raw.write_raw_video(raw_root, recs)
   examples = [objectron_records.encode_example(r) for r in recs]
-  return examples, (objectron_records.encode_sequence(recs) if sequences else None)
+  info = dict(scene_info(video), out_of_view_frames=sum(int(r.visibility[0] < 1) for r in recs))
+  return examples, (objectron_records.encode_sequence(recs) if sequences else None), info
 
 
 def _init_worker():
@@ -258,7 +302,8 @@ def generate(root: str, *, videos_per_category: int = 6, frames_per_video: int =
                 categories=list(categories))
   splits = _split_videos(videos_per_category, test_fraction)
   start = time.time()
-  tasks = [(c, v % instances_per_category, v, frames_per_video, seed, 'sequences' in formats)
+  tasks = [(c, v % instances_per_category, v, frames_per_video, seed, 'sequences' in formats,
+            root if 'raw' in formats else None)
            for c in categories for v in range(videos_per_category)]
   pool = None
   if num_workers > 1:
@@ -275,13 +320,16 @@ def generate(root: str, *, videos_per_category: int = 6, frames_per_video: int =
         order = np.random.default_rng(np.random.SeedSequence(
             [seed, CATEGORIES.index(c), split == 'test', 3])).permutation(len(examples))
         info = {'videos': len(vids), 'frames': len(examples), 'video_ids': video_ids,
-                'index': objectron_records.write_index(root, c, split, video_ids)}
+                'index': objectron_records.write_index(root, c, split, video_ids),
+                'scenes': {vid: per_video[v][2] for vid, v in zip(video_ids, vids)}}
         info['records'] = objectron_records.write_shards(
             os.path.join(root, 'v1', 'records_shuffled', c, f'{c}_{split}'),
             (examples[k] for k in order), num_shards) if 'records' in formats else []
         info['sequences'] = objectron_records.write_shards(
             os.path.join(root, 'v1', 'sequences', c, f'{c}_{split}'),
             (per_video[v][1] for v in vids), num_shards) if 'sequences' in formats else []
+        info['raw'] = ([objectron_raw.raw_paths(root, vid)[0] for vid in video_ids]
+                       if 'raw' in formats else [])
         summary['categories'][c][split] = info
       if progress:
         progress(f'{c}: {videos_per_category} videos x {frames_per_video} frames '
@@ -292,7 +340,9 @@ def generate(root: str, *, videos_per_category: int = 6, frames_per_video: int =
   summary['num_frames'] = len(categories) * videos_per_category * frames_per_video
   summary['seconds'] = time.time() - start
   manifest = {'generator': 'input_pipeline.synthetic', 'version': GENERATOR_VERSION,
-              'params': params, 'num_frames': summary['num_frames']}
+              'params': params, 'num_frames': summary['num_frames'],
+              'scenes': {vid: scene for splits in summary['categories'].values()
+                         for info in splits.values() for vid, scene in info['scenes'].items()}}
   summary['manifest'] = os.path.join(root, MANIFEST)
   with open(summary['manifest'], 'w') as fh:
     json.dump(manifest, fh, indent=1, sort_keys=True)
@@ -366,21 +416,35 @@ def draw_box(image: np.ndarray, point_2d: np.ndarray, colour=(0, 255, 0)) -> np.
   return out
 
 
-def contact_sheet(seed: int = 0, frames=(0, 20, 39), num_frames: int = 40, scale: float = 0.4):
+def contact_sheet(seed: int = 0, frames=(0, 20, 39), num_frames: int = 40, scale: float = 0.4,
+                  search: int = 12):
   """One row per class, boxes drawn; BGR uint8.
 
-  Columns: `frames` of video 0 (instance 0), then the first frame of video 4 (instance 0 again, in
-  another scene) and of video 1 (instance 1).
+  Columns: `frames` of video 0 (instance 0), the first frame of video 4 (instance 0 again, in
+  another scene) and of video 1 (instance 1); then the most occluded frame of the first video with
+  distractors, and the first and last frames of the first with drifting light (among the first
+  `search` videos; black if none).
   """
+  def tile(video, i):
+    image = draw_box(render_frame(video, i), frame_record(video, i, b'').point_2d[0])
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+  def first(c, has):
+    return next((v for v in (make_video(c, k % 4, k, num_frames=num_frames, seed=seed)
+                             for k in range(search)) if has(v)), None)
+
+  blank = np.zeros((round(geometry.IMAGE_HEIGHT * scale), round(geometry.IMAGE_WIDTH * scale), 3),
+                   np.uint8)
   rows = []
   for c in CATEGORIES:
     tiles = []
     for inst, vid in ((0, 0), (0, 4), (1, 1)):
       video = make_video(c, inst, vid, num_frames=num_frames, seed=seed)
-      for i in (frames if vid == 0 else frames[:1]):
-        rec = frame_record(video, i, b'')
-        tiles.append(cv2.resize(draw_box(render_frame(video, i), rec.point_2d[0]), None, fx=scale,
-                                fy=scale, interpolation=cv2.INTER_AREA))
+      tiles += [tile(video, i) for i in (frames if vid == 0 else frames[:1])]
+    occluded = first(c, lambda v: v.occluders)
+    tiles.append(tile(occluded, occluded.occluders[0].occluded_frame) if occluded else blank)
+    drifting = first(c, lambda v: v.lighting_drift)
+    tiles += [tile(drifting, i) for i in (0, num_frames - 1)] if drifting else [blank, blank]
     rows.append(np.concatenate(tiles, axis=1))
   return np.concatenate(rows, axis=0)
 
@@ -395,7 +459,7 @@ def main(argv=None) -> int:
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--num_shards', type=int, default=2)
   parser.add_argument('--num_workers', type=int, default=1)
-  parser.add_argument('--formats', default='records', help='comma-separated: records,sequences')
+  parser.add_argument('--formats', default='records', help='comma-separated: records,sequences,raw')
   parser.add_argument('--preview', help='write a PNG contact sheet of a few frames with boxes')
   args = parser.parse_args(argv)
   if not args.output and not args.preview:
@@ -413,7 +477,7 @@ def main(argv=None) -> int:
     for c, splits in summary['categories'].items():
       for split, info in splits.items():
         print(f'{c} {split}: {info["videos"]} videos, {info["frames"]} frames -> '
-              f'{", ".join(info["records"] + info["sequences"])}; index {info["index"]}')
+              f'{", ".join(info["records"] + info["sequences"] + info["raw"])}; index {info["index"]}')
     print(f'{summary["num_frames"]} frames in {summary["seconds"]:.1f}s; manifest '
           f'{summary["manifest"]}')
   return 0

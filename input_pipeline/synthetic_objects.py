@@ -360,6 +360,29 @@ def _shoe(r, tex):
   return faces
 
 
+DISTRACTOR_SHAPES = ('box', 'cylinder')
+
+
+def make_distractor(rng, shape: str, radius: float, height: float) -> ObjectModel:
+  """An unannotated box or cylinder whose footprint fits a circle of `radius` (texture from `rng`).
+
+  Its tiles come from the shared palette and patterns but from `rng`, never from an instance's
+  stream, so a distractor does not repeat the annotated object's look.
+  """
+  kind = str(rng.choice(['stripes', 'checks', 'noise', 'blobs', 'rings']))
+  textures = [texture_tile(rng, kind, label=rng.random() < 0.3), texture_tile(rng, 'plain')]
+  if shape == 'box':
+    angle = rng.uniform(0.5, np.pi / 2 - 0.5)  # footprint diagonal = 2 radius
+    sx, sz = 2 * radius * np.cos(angle), 2 * radius * np.sin(angle)
+    faces = cuboid((sx, height, sz), (0, 0, 0), [0, 0, 1, 0, 0, 0])
+  elif shape == 'cylinder':  # the n-gon's bounding square has half-diagonal `radius`
+    faces = prism(radius / np.sqrt(2), height, -height / 2, 0, cap=1)
+  else:
+    raise ValueError(f'unknown distractor shape {shape!r}; expected one of {DISTRACTOR_SHAPES}')
+  pts = np.concatenate([f.vertices for f in faces])
+  return ObjectModel('distractor', -1, faces, textures, pts.max(axis=0) - pts.min(axis=0))
+
+
 _BUILDERS = {'bike': _bike, 'book': _book, 'bottle': _bottle, 'camera': _camera,
              'cereal_box': _cereal_box, 'chair': _chair, 'cup': _cup, 'laptop': _laptop,
              'shoe': _shoe}

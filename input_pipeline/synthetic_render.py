@@ -1,16 +1,20 @@
 """A small numpy + OpenCV rasteriser for the synthetic dataset (no GL).
 
-Painter's algorithm over convex textured faces: back faces culled, the rest sorted far to near, each
-clipped at the near plane, textured by `cv2.warpPerspective` of its tile through the face's exact
-plane homography (so a texel lands where the camera model puts it), Lambert-shaded and pasted
-through a sub-pixel polygon mask. The ground plane y=0 is one homography warp of a wrapped tile,
-faded into a background gradient towards the horizon. Pixels use the projection of
+Painter's algorithm over the convex textured faces of several upright objects on the ground (the
+annotated one and unannotated distractors): whole objects are drawn far to near (an exact order,
+see `render`); within an object, faces are back-face culled and sorted far to near, each clipped
+at the near plane, textured by `cv2.warpPerspective` of its tile through the face's exact plane
+homography (so a texel lands where the camera model puts it), Lambert-shaded, scaled by the
+exposure and pasted through a sub-pixel polygon mask. The ground plane y=0 is one homography warp
+of a wrapped tile, lit like an upward face and faded into a background gradient towards the
+horizon. Pixels use the projection of
 `siampose_jax.geometry` exactly: OpenCV pixel (col, row) = (u * 480 - 0.5, v * 640 - 0.5) for
 `point_2d` = (u, v, depth).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -20,15 +24,16 @@ from siampose_jax import geometry
 
 NEAR = 0.02  # metres; geometry closer to the camera than this is clipped away
 _SHIFT = 4   # sub-pixel bits for polygon masks
-_SHADOW = np.clip(1.0 - np.hypot(*np.mgrid[-1:1:TILE * 1j, -1:1:TILE * 1j]), 0, 1)
+_SHADOW = np.clip(1.0 - np.hypot(*np.mgrid[-1:1:TILE * 1j, -1:1:TILE * 1j]), 0,
+                  1).astype(np.float32)
 
 
 @dataclasses.dataclass
 class Environment:
-  """Per-video look: background, ground tile, light; colours BGR in [0, 255]."""
+  """One frame's look: background, ground tile, light; colours BGR in [0, 255]."""
   sky_top: np.ndarray
   sky_horizon: np.ndarray
-  ground: np.ndarray        # [n, n, 3] uint8 tile, wraps; already lit
+  ground: np.ndarray        # [n, n, 3] uint8 tile, wraps; albedo (lit here like an upward face)
   ground_texel: float       # metres per ground texel
   ground_offset: np.ndarray  # [2] world (x, z) of texel (0, 0)
   light: np.ndarray         # [3] world unit vector towards the light
@@ -36,6 +41,33 @@ class Environment:
   diffuse: float
   fog: float                # metres: the ground fades to the horizon colour beyond ~this depth
   shadow: float             # contact shadow strength in [0, 1)
+  exposure: float = 1.0     # global camera gain on every pixel but shadows
+
+
+@dataclasses.dataclass
+class Placed:
+  """An object standing upright on the ground, at pose `model_to_camera` (4x4) in the camera frame.
+
+  `textures` overrides the model's tiles (e.g. pre-tinted per video).
+  """
+  model: ObjectModel
+  model_to_camera: np.ndarray
+  textures: list[np.ndarray] | None = None
+
+  def footprint_power(self) -> float:
+    """Power of the camera (the origin) w.r.t. the circle bounding the box's ground footprint.
+
+    The power is |horizontal offset|^2 - r^2, measured across the object's vertical (model y) axis.
+    """
+    rot, trans = self.model_to_camera[:3, :3], self.model_to_camera[:3, 3]
+    up = rot[:, 1]
+    horizontal = trans - (trans @ up) * up
+    return float(horizontal @ horizontal - footprint_radius(self.model.scale) ** 2)
+
+
+def footprint_radius(scale) -> float:
+  """Radius of the vertical cylinder around a box of `scale` (x, y, z) standing upright."""
+  return float(np.hypot(scale[0], scale[2]) / 2)
 
 
 def pixel_matrix(projection, width=geometry.IMAGE_WIDTH, height=geometry.IMAGE_HEIGHT):
@@ -107,7 +139,8 @@ def _background(env, view, camera_to_world, pm, size):
   g = (a[0] * np.arange(w, dtype=np.float32))[None, :] + (
       a[1] * np.arange(h, dtype=np.float32) + a[2])[:, None]
   sky_t = np.clip(-g * 1.5, 0, 1)
-  lut = np.linspace(env.sky_horizon, env.sky_top, 256)[None].astype(np.uint8)  # [1, 256, 3]
+  lut = np.clip(np.linspace(env.sky_horizon, env.sky_top, 256)[None] * env.exposure, 0,
+                255).astype(np.uint8)  # [1, 256, 3]
   idx = (sky_t * 255).astype(np.uint8)
   sky = cv2.LUT(cv2.merge([idx, idx, idx]), lut)
   fade = np.clip(g * (env.fog / max(eye_y, 1e-6)), 0, 1).astype(np.float32)
@@ -117,35 +150,51 @@ def _background(env, view, camera_to_world, pm, size):
   plane = np.array([[t, 0, env.ground_offset[0]], [0, 0, 0], [0, t, env.ground_offset[1]],
                     [0, 0, 1]])
   hom = pm @ view @ plane
-  ground = cv2.warpPerspective(env.ground, hom, (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_WRAP)
+  gain = env.exposure * (env.ambient + env.diffuse * max(0.0, float(env.light[1])))
+  ground = cv2.warpPerspective(cv2.convertScaleAbs(env.ground, alpha=gain), hom, (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
   return cv2.blendLinear(ground, sky, fade, 1 - fade)
 
 
-def render(env: Environment, view, projection, model: ObjectModel | None = None,
-           model_to_camera=None, textures=None) -> np.ndarray:
-  """BGR uint8 [640, 480, 3] frame; the object (model at pose `model_to_camera`, 4x4) is optional.
+def render(env: Environment, view, projection, objects: Sequence[Placed] = ()) -> np.ndarray:
+  """BGR uint8 [640, 480, 3] frame of the ground, background and `objects`.
 
-  `textures` overrides the model's tiles (e.g. pre-tinted per video).
+  Objects must stand upright on one ground plane with disjoint footprint circles (see
+  `footprint_radius`). The radical axis of two disjoint circles separates them, so the vertical
+  plane through it puts each object wholly on one side, and the object on the camera's side (smaller
+  power of the camera) can hide the other but never the reverse: drawing objects by decreasing
+  power is an exact painter's order between objects, whatever their shapes inside their circles.
   """
   view = np.asarray(view, np.float64)
   pm = pixel_matrix(projection)
   size = (geometry.IMAGE_WIDTH, geometry.IMAGE_HEIGHT)
   image = _background(env, view, np.linalg.inv(view), pm, size)
-  if model is None:
-    return image
-  textures = model.textures if textures is None else textures
-  rot, trans = model_to_camera[:3, :3], model_to_camera[:3, 3]
   k3 = pm[:, :3]
+  if env.shadow > 0:  # shadows lie on the ground, under every object
+    for obj in objects:
+      _shadow(image, obj, k3, env.shadow)
   light = view[:3, :3] @ env.light
-  # Contact shadow: a soft blob on the footprint of the box (so it stays inside the box outline).
-  sx, sy, sz = model.scale
-  if env.shadow > 0:
-    corner = np.array([-sx / 2, -sy / 2, -sz / 2])
-    foot = np.array([corner, corner + (sx, 0, 0), corner + (sx, 0, sz), corner + (0, 0, sz)])
-    du, dv = np.array([sx / TILE, 0, 0]), np.array([0, 0, sz / TILE])
-    _draw(image, foot @ rot.T + trans, np.stack([rot @ du, rot @ dv, rot @ corner + trans], 1),
-          k3, _SHADOW.astype(np.float32), multiply=env.shadow)
+  for obj in sorted(objects, key=lambda o: o.footprint_power(), reverse=True):
+    _faces(image, obj, k3, light, env)
+  return image
+
+
+def _shadow(image, obj, k3, strength):
+  """Contact shadow: a soft blob on the box's footprint (so it stays inside the box outline)."""
+  rot, trans = obj.model_to_camera[:3, :3], obj.model_to_camera[:3, 3]
+  sx, sy, sz = obj.model.scale
+  corner = np.array([-sx / 2, -sy / 2, -sz / 2])
+  foot = np.array([corner, corner + (sx, 0, 0), corner + (sx, 0, sz), corner + (0, 0, sz)])
+  du, dv = np.array([sx / TILE, 0, 0]), np.array([0, 0, sz / TILE])
+  _draw(image, foot @ rot.T + trans, np.stack([rot @ du, rot @ dv, rot @ corner + trans], 1),
+        k3, _SHADOW, multiply=strength)
+
+
+def _faces(image, obj, k3, light, env):
+  """Draws one object's camera-facing faces far to near, Lambert-shaded and exposed."""
+  model = obj.model
+  textures = model.textures if obj.textures is None else obj.textures
+  rot, trans = obj.model_to_camera[:3, :3], obj.model_to_camera[:3, 3]
   verts = [f.vertices @ rot.T + trans for f in model.faces]
   order = []
   for i, (f, v) in enumerate(zip(model.faces, verts)):
@@ -156,9 +205,8 @@ def render(env: Environment, view, projection, model: ObjectModel | None = None,
   for _, i, n in order:
     f = model.faces[i]
     frame = np.stack([rot @ f.du, rot @ f.dv, rot @ f.origin + trans], axis=1)
-    shade = env.ambient + env.diffuse * max(0.0, float(n @ light))
+    shade = env.exposure * (env.ambient + env.diffuse * max(0.0, float(n @ light)))
     _draw(image, verts[i], frame, k3, textures[f.texture], shade=shade)
-  return image
 
 
 def _draw(image, poly_cam, frame, k3, texture, shade=None, multiply=None):

@@ -2,14 +2,17 @@
 
 A record on disk is: uint64 length (little-endian), masked crc32c of those 8 bytes, the payload,
 masked crc32c of the payload. Both checksums are verified on read so a damaged shard fails loudly at
-the record that is damaged instead of yielding garbage protos.
+the record that is damaged instead of yielding garbage protos. Readers that must survive damaged data
+(ingest with data.on_bad_record=skip) pass `on_error`: a bad payload checksum skips that one record
+(its length was verified, so the framing holds); a truncated file or a bad length checksum ends that
+file, since nothing after it can be located.
 """
 from __future__ import annotations
 
 import glob as glob_lib
 import os
 import struct
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import google_crc32c
 
@@ -20,7 +23,22 @@ _HEADER_SIZE = _LEN.size + _CRC.size
 
 
 class RecordError(ValueError):
-  """A record (or the proto inside it) is damaged or inconsistent; the message says where."""
+  """A record (or the proto inside it) is damaged or inconsistent; the message says where.
+
+  `reason` is a short stable code (e.g. 'checksum', 'truncated_file', 'nan_keypoints') under which
+  ingest counts skipped records.
+  """
+
+  def __init__(self, message: str, reason: str = 'bad_record'):
+    super().__init__(message)
+    self.reason = reason
+
+  def __reduce__(self):  # keeps `reason` across pickling (e.g. out of a worker process)
+    return type(self), (str(self), self.reason)
+
+
+# Called with each damaged record's error instead of raising it; reading then goes on where it can.
+OnError = Callable[[RecordError], None]
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -98,8 +116,16 @@ def _read_exact(f, n: int) -> bytes:
   return buf
 
 
-def _iter_file(path: str, verify_data: bool = True) -> Iterator[tuple[int, bytes | None]]:
+def _iter_file(path: str, verify_data: bool = True,
+               on_error: OnError | None = None) -> Iterator[tuple[int, bytes | None]]:
   """Yields (index, payload) for one file; payload is None when verify_data is False (counting)."""
+
+  def fail(message: str, reason: str) -> None:
+    err = RecordError(message, reason)
+    if on_error is None:
+      raise err
+    on_error(err)
+
   with open(path, 'rb') as f:
     index, offset = 0, 0
     while True:
@@ -108,33 +134,44 @@ def _iter_file(path: str, verify_data: bool = True) -> Iterator[tuple[int, bytes
       if not header:
         return
       if len(header) < _HEADER_SIZE:
-        raise RecordError(f'{where}: truncated header ({len(header)} of {_HEADER_SIZE} bytes)')
+        fail(f'{where}: truncated header ({len(header)} of {_HEADER_SIZE} bytes); '
+             'the file ends here', 'truncated_file')
+        return
       length_bytes = header[:_LEN.size]
       (length,), (length_crc,) = _LEN.unpack(length_bytes), _CRC.unpack(header[_LEN.size:])
       if masked_crc32c(length_bytes) != length_crc:
-        raise RecordError(f'{where}: length checksum mismatch (corrupt header)')
+        fail(f'{where}: length checksum mismatch (corrupt header); the rest of the file '
+             'cannot be located', 'checksum')
+        return
       if verify_data:
         body = _read_exact(f, length + _CRC.size)
         if len(body) < length + _CRC.size:
-          raise RecordError(f'{where}: truncated record ({len(body)} of {length + _CRC.size} bytes)')
+          fail(f'{where}: truncated record ({len(body)} of {length + _CRC.size} bytes); '
+               'the file ends here', 'truncated_file')
+          return
         data = body[:length]
-        if masked_crc32c(data) != _CRC.unpack(body[length:])[0]:
-          raise RecordError(f'{where}: data checksum mismatch (corrupt payload)')
-        yield index, data
+        if masked_crc32c(data) == _CRC.unpack(body[length:])[0]:
+          yield index, data
+        else:
+          fail(f'{where}: data checksum mismatch (corrupt payload)', 'checksum')
       else:
         end = offset + _HEADER_SIZE + length + _CRC.size
         if end > os.fstat(f.fileno()).st_size:
-          raise RecordError(f'{where}: truncated record (file ends before byte {end})')
+          fail(f'{where}: truncated record (file ends before byte {end})', 'truncated_file')
+          return
         f.seek(end)
         yield index, None
       offset += _HEADER_SIZE + length + _CRC.size
       index += 1
 
 
-def read_records(paths_or_glob) -> Iterator[tuple[str, int, bytes]]:
-  """Yields (path, index within that file, payload) for every record, verifying both checksums."""
+def read_records(paths_or_glob, *, on_error: OnError | None = None) -> Iterator[tuple[str, int, bytes]]:
+  """Yields (path, index within that file, payload) for every record, verifying both checksums.
+
+  Damaged records raise RecordError, or with `on_error` are passed to it and skipped (see above).
+  """
   for path in expand_paths(paths_or_glob):
-    for index, data in _iter_file(path):
+    for index, data in _iter_file(path, on_error=on_error):
       yield path, index, data
 
 

@@ -42,7 +42,7 @@ class StepTimer:
     dt, n = max(now - self.t_last, 1e-9), max(step - self.step_last, 1)
     stats = {
         'steps_per_sec': n / dt,
-        'img_per_sec': n * self.items_per_step / dt,
+        'pairs_per_sec': n * self.items_per_step / dt,
         'data_wait_frac': min(self.data_wait / dt, 1.0),
         'step_time_s': (dt - self.data_wait) / n,
         'data_time_s': self.data_wait / n,
@@ -62,7 +62,7 @@ def format_eta(seconds: float) -> str:
 
 
 _LOG_FIELDS = (('loss', 'loss {:.4f}'), ('knn_category_acc', 'knn-acc {:.3f}'), ('lr', 'lr {:.2e}'),
-               ('img_per_sec', '{:.1f} img/s'), ('data_wait_frac', 'data-wait {:.0%}'))
+               ('pairs_per_sec', '{:.1f} pairs/s'), ('data_wait_frac', 'data-wait {:.0%}'))
 
 
 def log_line(step: int, total: int, metrics: dict[str, float]) -> None:

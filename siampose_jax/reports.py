@@ -45,7 +45,7 @@ def training_reports(workdir: str) -> dict[str, str]:
     return {}
   rows = read_jsonl(src)
   out = {'metrics_csv': write_csv(os.path.join(workdir, 'metrics.csv'), rows)}
-  panels = [k for k in ('loss', 'knn_category_acc', 'img_per_sec') if any(k in r for r in rows)]
+  panels = [k for k in ('loss', 'knn_category_acc', 'pairs_per_sec') if any(k in r for r in rows)]
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
   for ax, key in zip(axes[0], panels):
     pts = [(r['step'], r[key]) for r in rows if key in r]

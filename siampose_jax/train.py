@@ -47,11 +47,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   store = frame_store.open_store(store_path)
   num_train = store.num_frames('train')
   total_steps = total_steps_for(config, num_train)
-  dataset = datasets.train_dataset(
-      store_path, pair_mode=config.data.pair_mode, image_size=config.data.image_size,
-      global_batch_size=config.batch_size, seed=config.seed, process_index=jax.process_index(),
-      process_count=jax.process_count(), nearby_offset=config.data.nearby_offset)
-  data_iter = datasets.train_iterator(dataset, worker_count=config.data.worker_count)
+  dataset = datasets.config_dataset(config, store_path, process_index=jax.process_index(),
+                                    process_count=jax.process_count())
+  data_iter = datasets.config_iterator(dataset, config.data)
   logging.info('train frames: %d in %d videos; %d steps of %d pairs (%.1f epochs)', num_train,
                len(store.videos('train')), total_steps, config.batch_size,
                total_steps * config.batch_size / max(num_train, 1))
@@ -85,7 +83,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   last = {}
 
   # --- Loop.
+  step_metrics = None
   for step in range(start_step + 1, total_steps + 1):
+    if config.measure_data_wait and step_metrics is not None:
+      jax.block_until_ready(step_metrics)  # so the wait below is time the device sat idle for data
     t = time.perf_counter()
     batch = next(data_iter)
     timer.add_data_wait(time.perf_counter() - t)

@@ -87,8 +87,8 @@ def _hull_mask(point_2d, grow):
 def test_object_is_rendered_inside_its_box(category, frame):
   video = synthetic.make_video(category, 2, 1, num_frames=3, seed=3)
   rec = synthetic.frame_record(video, frame, b'')
-  with_obj = synthetic.render_frame(video, frame)
-  background = synthetic.render_frame(video, frame, with_object=False)
+  with_obj = synthetic.render_frame(video, frame, with_occluders=False)
+  background = synthetic.render_frame(video, frame, with_object=False, with_occluders=False)
   changed = (with_obj != background).any(axis=-1)
   assert changed.sum() > 500
   assert not (changed & ~_hull_mask(rec.point_2d[0], 2)).any()
@@ -129,7 +129,8 @@ def test_near_plane_geometry_is_clipped_not_crashing():
   view = synthetic.world_to_camera(video, 0)
   pose = np.eye(4)
   pose[:3, 3] = (0.0, 0.0, -0.1)  # the chair straddles the camera
-  image = synthetic_render.render(video.env, view, video.projection, video.model, pose)
+  image = synthetic_render.render(video.env, view, video.projection,
+                                 [synthetic_render.Placed(video.model, pose)])
   assert image.shape == (H, W, 3) and image.dtype == np.uint8
   quad = np.array([[0, 0, -1.0], [1, 0, -1], [1, 0, 1], [0, 0, 1]])
   clipped = synthetic_render._clip_near(quad)
@@ -166,6 +167,17 @@ def test_generate_writes_parsable_shards_and_index(tmp_path):
   assert rec.image == ref.image and rec.equal_annotations(ref)
   manifest = json.load(open(os.path.join(root, 'SYNTHETIC.json')))
   assert manifest['version'] == synthetic.GENERATOR_VERSION and manifest['params']['seed'] == 4
+  # Per-video scene choices, as drawn by make_video and counted from the labels.
+  assert sorted(manifest['scenes']) == sorted(f'{c}/batch-{v % 2}/{v}' for c in ('book', 'cup')
+                                              for v in range(3))
+  for vid, scene in manifest['scenes'].items():
+    c, inst, v = vid.split('/')
+    video = synthetic.make_video(c, int(inst[6:]), int(v), num_frames=2, seed=4)
+    recs = [synthetic.frame_record(video, i, b'') for i in range(2)]
+    assert scene == dict(synthetic.scene_info(video),
+                         out_of_view_frames=sum(int(r.visibility[0] < 1) for r in recs))
+    split = 'test' if v == '2' else 'train'
+    assert summary['categories'][c][split]['scenes'][vid] == scene
   # A worker pool gives the same bytes.
   synthetic.generate(str(tmp_path / 'b'), num_workers=2, **kw)
   for rel in ('v1/records_shuffled/cup/cup_train-00001-of-00002',
@@ -191,3 +203,113 @@ def test_ensure_synthetic_caches_by_parameters(tmp_path, monkeypatch):
     json.dump({'version': -1, 'params': {}}, fh)
   with pytest.raises(ValueError, match='does not match'):
     synthetic.ensure_synthetic(str(tmp_path), **kw)
+
+
+# ---------------------------------------------------------------- occluders and lighting drift
+
+
+def _first_video(category, has, seed=0, num_frames=12):
+  for k in range(20):
+    video = synthetic.make_video(category, k % 4, k, num_frames=num_frames, seed=seed)
+    if has(video):
+      return video, k
+  raise AssertionError(f'no {category} video in 20 has the wanted scene')
+
+
+def _object_pixels(video, frame, with_occluders):
+  """Pixels the object changes, over the same frame rendered without it."""
+  full = synthetic.render_frame(video, frame, with_occluders=with_occluders)
+  rest = synthetic.render_frame(video, frame, with_object=False, with_occluders=with_occluders)
+  return (full != rest).any(axis=-1)
+
+
+def test_occluders_hide_part_of_the_object_but_never_change_labels():
+  video, k = _first_video('cereal_box', lambda v: v.occluders)
+  inst = k % 4
+  clear = synthetic.make_video('cereal_box', inst, k, num_frames=12, seed=0, occluders=False)
+  assert clear.occluders == [] and not synthetic.scene_info(clear)['occluders']
+  again = synthetic.make_video('cereal_box', inst, k, num_frames=12, seed=0, occluders=True)
+  for a, b in zip(video.occluders, again.occluders):  # forcing what was drawn changes nothing
+    np.testing.assert_array_equal(a.object_to_world, b.object_to_world)
+  np.testing.assert_array_equal(video.camera_to_world, clear.camera_to_world)
+  for i in range(video.num_frames):
+    assert synthetic.frame_record(video, i, b'').equal_annotations(
+        synthetic.frame_record(clear, i, b''))
+  f = video.occluders[0].occluded_frame
+  seen = _object_pixels(video, f, with_occluders=True)
+  whole = _object_pixels(video, f, with_occluders=False)
+  assert whole.sum() > 500
+  assert seen.sum() < 0.9 * whole.sum()  # partly hidden ...
+  assert not (seen & ~whole).any()        # ... and never drawn over its occluder
+  # The occluder stands nearer the camera than the object in that frame; where the object hides,
+  # the frame shows the occluder exactly as when rendered without the object.
+  view = synthetic.world_to_camera(video, f)
+  placed = [synthetic_render.Placed(o.model, view @ o.object_to_world) for o in video.occluders]
+  obj = synthetic_render.Placed(video.model, view @ video.object_to_world)
+  assert min(p.footprint_power() for p in placed) < obj.footprint_power()
+  hidden = whole & ~seen
+  np.testing.assert_array_equal(synthetic.render_frame(video, f)[hidden],
+                                synthetic.render_frame(video, f, with_object=False)[hidden])
+
+
+def test_render_draws_nearer_objects_last_whatever_the_order():
+  video = synthetic.make_video('cup', 0, 0, num_frames=1, seed=0)
+  view = synthetic.world_to_camera(video, 0)
+  rng = np.random.default_rng(0)
+  near = synthetic_objects.make_distractor(rng, 'box', 0.3, 0.5)
+  far = synthetic_objects.make_distractor(rng, 'cylinder', 0.4, 1.5)  # sticks out behind `near`
+  poses = []
+  for z in (-2.0, -3.0):  # upright (model y = camera y), the far one right behind the near one
+    pose = np.eye(4)
+    pose[:3, 3] = (0.1, 0.0, z)
+    poses.append(pose)
+  a = synthetic_render.Placed(near, poses[0])
+  b = synthetic_render.Placed(far, poses[1])
+  render = lambda objs: synthetic_render.render(video.env, view, video.projection, objs)
+  both = render([a, b])
+  np.testing.assert_array_equal(both, render([b, a]))
+  background = render([])
+  near_mask = (render([a]) != background).any(axis=-1)
+  far_mask = (render([b]) != background).any(axis=-1)
+  assert near_mask.sum() > 1000 and (far_mask & ~near_mask).sum() > 100
+  np.testing.assert_array_equal(both[near_mask], render([a])[near_mask])
+  with pytest.raises(ValueError, match='pyramid'):
+    synthetic_objects.make_distractor(rng, 'pyramid', 0.3, 0.5)
+
+
+def _log_brightness_change(video, with_object):
+  """|log| of the ratio of mean brightness (of the object, or the background) last/first frame."""
+  means = []
+  for i in (0, video.num_frames - 1):
+    image = synthetic.render_frame(video, i, with_object=with_object, with_occluders=False)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    mask = _object_pixels(video, i, False) if with_object else np.ones(gray.shape, bool)
+    means.append(gray[mask].mean())
+  return abs(np.log(means[1] / means[0]))
+
+
+def test_lighting_drift_changes_brightness_along_the_video():
+  video, k = _first_video('book', lambda v: v.lighting_drift, seed=1, num_frames=6)
+  static = synthetic.make_video('book', k % 4, k, num_frames=6, seed=1, lighting_drift=False)
+  assert synthetic.scene_info(video)['lighting_drift'] and not static.lighting_drift
+  np.testing.assert_array_equal(video.camera_to_world, static.camera_to_world)
+  assert (static.lighting == static.lighting[0]).all()
+  np.testing.assert_allclose(np.linalg.norm(video.lighting[:, :3], axis=1), 1.0)
+  for with_object in (False, True):
+    drift = _log_brightness_change(video, with_object)
+    assert drift > 0.2 and drift > 2 * _log_brightness_change(static, with_object)
+  # Same seed, same drifting frames.
+  again = synthetic.make_video('book', k % 4, k, num_frames=6, seed=1)
+  np.testing.assert_array_equal(synthetic.render_frame(video, 5), synthetic.render_frame(again, 5))
+
+
+def test_scene_choices_are_drawn_for_about_30_percent_of_videos():
+  videos = [synthetic.make_video(c, v % 4, v, num_frames=20, seed=2)
+            for c in synthetic.CATEGORIES for v in range(6)]
+  occluded = np.mean([bool(v.occluders) for v in videos])
+  drifting = np.mean([v.lighting_drift for v in videos])
+  assert 0.15 < occluded < 0.45 and 0.15 < drifting < 0.45
+  assert any(len(v.occluders) == 2 for v in videos)
+  out_of_view = [v for v in videos if any(
+      synthetic.frame_record(v, i, b'').visibility[0] < 1 for i in range(v.num_frames))]
+  assert 0.1 < len(out_of_view) / len(videos) < 0.9
