@@ -42,7 +42,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.subsample = 5               # keep 1 raw frame in 5
   c.data.image_scale = 1.0           # frames are downscaled by this at ingest (crops are taken later)
   c.data.image_size = 224
-  c.data.pair_mode = pair_mode       # same_frame | nearby | distant
+  c.data.pair_mode = pair_mode       # same_frame | nearby | distant | tcn (triplets)
   c.data.nearby_offset = 1           # in kept (subsampled) frames
   c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
   c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
@@ -55,6 +55,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.val_fraction = 0.0          # extra validation split carved from train videos (0 = use test split)
   c.data.synthetic = ml_collections.ConfigDict(dict(
       videos_per_category=8, frames_per_video=60, instances_per_category=4, seed=0, num_workers=2))
+
+  # simsiam (the method) | ntxent | tcn (Table 2 baselines: no predictor; tcn needs pair_mode='tcn').
+  c.objective = ml_collections.ConfigDict(dict(name='simsiam', ntxent_temperature=0.5, triplet_margin=0.2))
 
   c.model = ml_collections.ConfigDict(dict(
       backbone='resnet50', width=64, stem='imagenet', proj_dim=2048, pred_hidden=512, dtype='bfloat16'))
@@ -74,7 +77,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.total_steps = 500
     c.log_every_steps = 25
     c.checkpoint_every_steps = 250
-    c.monitor_every_steps = 250
+    c.monitor_every_steps = 100
     c.data.subsample = 2
     c.data.image_scale = 0.5
     c.data.image_size = 64

@@ -46,7 +46,9 @@ def _variables_for(config, workdir, model, mesh):
     return 'Random embeddings', {'params': state.params, 'batch_stats': state.batch_stats}
   state, step = checkpointing.restore_params(spec or workdir, state)
   logging.info('evaluating the checkpoint at step %d of %s', step, spec or workdir)
-  name = f'Our embeddings ({config.data.pair_mode.replace("_", "-")} pairs)'
+  objective = step_lib.make_objective(config).name
+  name = {'ntxent': 'NT-Xent', 'tcn': 'TCN'}.get(
+      objective, f'Our embeddings ({config.data.pair_mode.replace("_", "-")} pairs)')
   return name, {'params': state.params, 'batch_stats': state.batch_stats}
 
 

@@ -20,7 +20,9 @@ MODES = ('train', 'eval', 'train_and_eval')
 
 
 def default_workdir(config) -> str:
-  return os.path.join('runs', f'{config.data.pair_mode}_{config.preset}')
+  objective = config.objective.name
+  name = config.data.pair_mode if objective in ('simsiam', 'tcn') else f'{objective}_{config.data.pair_mode}'
+  return os.path.join('runs', f'{name}_{config.preset}')
 
 
 def initialize_distributed() -> None:

@@ -94,3 +94,48 @@ def plot_ap_curve(path: str, thresholds, ap, azimuth_error: float, elevation_err
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
+
+
+def read_csv(path: str) -> list[dict]:
+  with open(path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  for r in rows:
+    for k, v in r.items():
+      try:
+        r[k] = float(v)
+      except (TypeError, ValueError):
+        pass
+  return rows
+
+
+def combine_tables(workdirs: list[str], out_dir: str, categories) -> dict[str, str]:
+  """One Table 1 and one Table 2 from several evaluated runs (e.g. nearby, distant, same-frame, NT-Xent,
+  TCN), as in the paper: each run's own rows, and the baseline rows (random fit, random embeddings, ...)
+  once, from the first run that has them, since they do not depend on the training."""
+  t1, t2, seen = [], [], set()
+  for w in workdirs:
+    for name, rows in (('table1.csv', t1), ('table2.csv', t2)):
+      path = os.path.join(w, name)
+      if not os.path.exists(path):
+        raise FileNotFoundError(f'{path} not found: evaluate {w} first (--config.mode=eval)')
+      for r in read_csv(path):
+        if (name, r['method']) not in seen:
+          seen.add((name, r['method']))
+          rows.append(r)
+  os.makedirs(out_dir, exist_ok=True)
+  return write_tables(out_dir, t1, t2, categories)
+
+
+def main(argv=None) -> None:
+  import argparse  # pylint: disable=g-import-not-at-top
+  from input_pipeline.frame_record import CATEGORIES  # pylint: disable=g-import-not-at-top
+  p = argparse.ArgumentParser(description='Combine the tables of several evaluated workdirs.')
+  p.add_argument('--workdirs', nargs='+', required=True)
+  p.add_argument('--out', required=True)
+  args = p.parse_args(argv)
+  for key, path in sorted(combine_tables(args.workdirs, args.out, CATEGORIES).items()):
+    print(f'{key}: {path}')
+
+
+if __name__ == '__main__':
+  main()

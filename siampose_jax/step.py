@@ -1,6 +1,7 @@
-"""Train state and the jitted, mesh-sharded SimSiam train step."""
+"""Train state and the jitted, mesh-sharded train step: SimSiam, or the NT-Xent / TCN baselines."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax
@@ -21,13 +22,50 @@ class TrainState:
   opt_state: Any
 
 
+OBJECTIVES = ('simsiam', 'ntxent', 'tcn')
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """The loss on the per-view network outputs, and the batch views it takes (tcn: anchor, positive,
+  negative). NT-Xent and TCN act on the projector output z, as in the reference."""
+  name: str = 'simsiam'
+  temperature: float = 0.5   # ntxent
+  margin: float = 0.2        # tcn
+
+  @property
+  def views(self) -> tuple[str, ...]:
+    return ('view1', 'view2', 'view3') if self.name == 'tcn' else ('view1', 'view2')
+
+  def __call__(self, outs: list[dict]) -> jax.Array:
+    if self.name == 'ntxent':
+      return objectives.ntxent_loss(outs[0]['z'], outs[1]['z'], self.temperature)
+    if self.name == 'tcn':
+      return objectives.triplet_loss(outs[0]['z'], outs[1]['z'], outs[2]['z'], self.margin)
+    return objectives.simsiam_loss(outs[0]['p'], outs[1]['p'], outs[0]['z'], outs[1]['z'])
+
+
+def make_objective(config) -> Objective:
+  """From `config.objective`; a config written before the baselines existed has none and is SimSiam."""
+  o = config.get('objective')
+  if o is None:
+    return Objective()
+  if o.name not in OBJECTIVES:
+    raise ValueError(f'config.objective.name={o.name!r}: expected one of {OBJECTIVES}')
+  if (o.name == 'tcn') != (config.data.pair_mode == 'tcn'):
+    raise ValueError(f'config.objective.name={o.name!r} with config.data.pair_mode='
+                     f'{config.data.pair_mode!r}: the tcn objective and the tcn triplets go together')
+  return Objective(o.name, float(o.ntxent_temperature), float(o.triplet_margin))
+
+
 def make_model(config) -> simsiam.SimSiam:
   m = config.model
   dtype = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}.get(m.dtype)
   if dtype is None:
     raise ValueError(f'config.model.dtype={m.dtype!r}: expected float32 or bfloat16')
   return simsiam.SimSiam(backbone=m.backbone, width=m.width, stem=m.stem, proj_dim=m.proj_dim,
-                         pred_hidden=m.pred_hidden, dtype=dtype)
+                         pred_hidden=m.pred_hidden, dtype=dtype,
+                         use_predictor=make_objective(config).name == 'simsiam')
 
 
 def init_state(model, tx: optax.GradientTransformation, rng, image_size: int, mesh: Mesh) -> TrainState:
@@ -42,20 +80,24 @@ def init_state(model, tx: optax.GradientTransformation, rng, image_size: int, me
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
 
 
-def train_step(state: TrainState, batch: dict, *, model, tx) -> tuple[TrainState, dict]:
-  """One SimSiam update. Each view goes through the network separately, as in the reference, so
-  BatchNorm statistics are per view over the global batch (the batch axis is sharded; XLA inserts the
-  cross-device reductions)."""
-  x1 = simsiam.preprocess(batch['view1'], model.dtype)
-  x2 = simsiam.preprocess(batch['view2'], model.dtype)
+def train_step(state: TrainState, batch: dict, *, model, tx,
+               objective: Objective = Objective()) -> tuple[TrainState, dict]:
+  """One update. Each view goes through the network separately, as in the reference, so BatchNorm
+  statistics are per view over the global batch (the batch axis is sharded; XLA inserts the
+  cross-device reductions), and the loss sees global arrays (NT-Xent's negatives span the global batch)."""
+  missing = [k for k in objective.views if k not in batch]
+  if missing:
+    raise ValueError(f'the {objective.name} objective needs batch keys {objective.views}; missing {missing}')
+  xs = [simsiam.preprocess(batch[k], model.dtype) for k in objective.views]
 
   def loss_fn(params):
-    variables = {'params': params, 'batch_stats': state.batch_stats}
-    out1, upd = model.apply(variables, x1, train=True, mutable=['batch_stats'])
-    variables = {'params': params, 'batch_stats': upd['batch_stats']}
-    out2, upd = model.apply(variables, x2, train=True, mutable=['batch_stats'])
-    loss = objectives.simsiam_loss(out1['p'], out2['p'], out1['z'], out2['z'])
-    return loss, (upd['batch_stats'], out1['z'])
+    batch_stats, outs = state.batch_stats, []
+    for x in xs:
+      out, upd = model.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
+                             mutable=['batch_stats'])
+      batch_stats = upd['batch_stats']
+      outs.append(out)
+    return objective(outs), (batch_stats, outs[0]['z'])
 
   (loss, (batch_stats, z1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -65,7 +107,7 @@ def train_step(state: TrainState, batch: dict, *, model, tx) -> tuple[TrainState
   return new_state, metrics
 
 
-def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1):
+def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1, objective: Objective = Objective()):
   """The step jitted over the mesh: state replicated, batch sharded on `data`, state buffers donated.
 
   A trace counter (per returned function, unlike `chex.assert_max_traces`, which counts per code object)
@@ -80,6 +122,6 @@ def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1):
     if traces[0] > max_traces:
       raise AssertionError(f'the train step is being traced again ({traces[0]} traces): batch shapes or '
                            f'dtypes changed, got {jax.tree.map(lambda x: (x.shape, x.dtype), batch)}')
-    return train_step(state, batch, model=model, tx=tx)
+    return train_step(state, batch, model=model, tx=tx, objective=objective)
 
   return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))

@@ -1,4 +1,4 @@
-"""SimSiam training on video frame pairs: one loop, read top to bottom.
+"""SimSiam training on video frame pairs (or the NT-Xent / TCN baselines): one loop, read top to bottom.
 
 Sections: mesh -> data -> model and optimiser -> checkpoint/resume -> step and monitor -> loop -> reports.
 """
@@ -55,7 +55,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                total_steps * config.batch_size / max(num_train, 1))
 
   # --- Model, optimiser and replicated train state.
-  model = step_lib.make_model(config)
+  model, objective = step_lib.make_model(config), step_lib.make_objective(config)
   tx, lr_schedule = optim.make_optimizer(config, config.batch_size, total_steps)
   state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
 
@@ -67,7 +67,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info('resumed from %s at step %d', manager.directory, restored_step)
 
   # --- Step and online monitor.
-  train_step = step_lib.jit_train_step(model, tx, mesh)
+  train_step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
   eval_split = ingest.query_split(store)
   online_knn = monitor.OnlineKNN(
       model, mesh,
@@ -82,6 +82,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   timer = progress.StepTimer(start_step, total_steps, config.batch_size)
   last = {}
 
+  if start_step == 0:  # the monitor before any update: the random-init reference of the curve
+    last.update(online_knn(state))
+    progress.log_line(0, total_steps, last)
+    writer.write_scalars(0, last)
+    if jax.process_index() == 0:
+      metrics_log.write(0, last)
+
   # --- Loop.
   step_metrics = None
   for step in range(start_step + 1, total_steps + 1):
@@ -90,8 +97,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     t = time.perf_counter()
     batch = next(data_iter)
     timer.add_data_wait(time.perf_counter() - t)
-    state, step_metrics = train_step(
-        state, sharding.shard_batch({'view1': batch['view1'], 'view2': batch['view2']}, mesh))
+    views = {k: batch[k] for k in objective.views}  # view1, view2 (+ the TCN negative, view3)
+    state, step_metrics = train_step(state, sharding.shard_batch(views, mesh))
 
     is_last = step == total_steps
     if step % config.log_every_steps == 0 or is_last:

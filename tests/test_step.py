@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from configs import distant
+from configs import distant, ntxent, tcn
 from siampose_jax import objectives, optim, sharding
 from siampose_jax import step as step_lib
-from siampose_jax.models import resnet
+from siampose_jax.models import resnet, simsiam
 
 IMAGE = 16
 
@@ -23,9 +23,9 @@ def tiny_config(**optim_overrides):
   return c
 
 
-def random_batch(n, seed=0):
+def random_batch(n, seed=0, views=('view1', 'view2')):
   rng = np.random.default_rng(seed)
-  return {k: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8) for k in ('view1', 'view2')}
+  return {k: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8) for k in views}
 
 
 def test_negative_cosine_matches_numpy():
@@ -171,3 +171,92 @@ def test_bad_config_values_are_named():
     resnet.make_backbone('resnet7')
   with pytest.raises(ValueError, match='warmup_steps'):
     optim.make_optimizer(tiny_config(warmup_steps=50), 16, 10)
+
+
+def baseline_config(module, **optim_overrides):
+  c = module.get_config('test')
+  c.model.update(width=4, proj_dim=16)
+  c.optim.update(**optim_overrides)
+  return c
+
+
+def test_ntxent_sharded_step_is_the_global_batch_loss():
+  """8 devices give the 1-device step, and its loss is NT-Xent over all 2N crops (not per device)."""
+  config = baseline_config(ntxent)
+  objective = step_lib.make_objective(config)
+  assert (objective.name, objective.temperature) == ('ntxent', 0.5)
+  mesh1, mesh8 = sharding.make_mesh(1), sharding.make_mesh(8)
+  model, tx, state1 = _init(config, mesh1)
+  assert 'predictor' not in state1.params and not model.use_predictor
+  state8 = sharding.replicate(jax.device_get(state1), mesh8)
+  # The loss recomputed from the two views' projector outputs over the whole batch at once.
+  host = jax.device_get((state1.params, state1.batch_stats))
+  b = random_batch(16, seed=5)
+  outs, stats = [], host[1]
+  for k in ('view1', 'view2'):
+    out, upd = model.apply({'params': host[0], 'batch_stats': stats}, simsiam.preprocess(b[k]), train=True,
+                           mutable=['batch_stats'])
+    stats = upd['batch_stats']
+    outs.append(np.asarray(out['z']))
+  want = float(objectives.ntxent_loss(outs[0], outs[1], 0.5))
+  per_device = np.mean([float(objectives.ntxent_loss(outs[0][i:i + 2], outs[1][i:i + 2], 0.5))
+                        for i in range(0, 16, 2)])
+  assert abs(want - per_device) > 1e-2  # so matching `want` really shows the global batch
+  step1 = step_lib.jit_train_step(model, tx, mesh1, objective=objective)
+  step8 = step_lib.jit_train_step(model, tx, mesh8, objective=objective)
+  for i in range(2):
+    b = random_batch(16, seed=5 + i)
+    state1, m1 = step1(state1, sharding.shard_batch(b, mesh1))
+    state8, m8 = step8(state8, sharding.shard_batch(b, mesh8))
+    if i == 0:
+      assert float(m8['loss']) == pytest.approx(want, rel=1e-4)
+    np.testing.assert_allclose(m1['loss'], m8['loss'], rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(jax.device_get((state1.params, state1.batch_stats))),
+                  jax.tree.leaves(jax.device_get((state8.params, state8.batch_stats)))):
+    np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+
+
+def test_tcn_step_uses_three_views_and_learns_a_fixed_batch():
+  config = baseline_config(tcn, base_lr=0.05, warmup_steps=0)
+  objective = step_lib.make_objective(config)
+  assert objective.views == ('view1', 'view2', 'view3') and objective.margin == 0.2
+  mesh = sharding.make_mesh(2)
+  model, tx, state = _init(config, mesh)
+  step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
+  b = random_batch(16, seed=7, views=('view1', 'view2', 'view3'))
+  b['view2'] = np.clip(b['view1'].astype(int) + 20, 0, 255).astype(np.uint8)  # positives near anchors
+  losses = []
+  for _ in range(8):
+    state, m = step(state, sharding.shard_batch(b, mesh))
+    losses.append(float(m['loss']))
+  assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
+  with pytest.raises(ValueError, match='view3'):
+    step_lib.train_step(state, random_batch(16), model=model, tx=tx, objective=objective)
+
+
+def test_objective_config_errors_and_old_configs():
+  c = baseline_config(tcn)
+  c.data.pair_mode = 'nearby'
+  with pytest.raises(ValueError, match="objective.name='tcn'.*pair_mode='nearby'"):
+    step_lib.make_model(c)
+  c = baseline_config(ntxent)
+  c.data.pair_mode = 'tcn'
+  with pytest.raises(ValueError, match="objective.name='ntxent'"):
+    step_lib.make_objective(c)
+  c.objective.name = 'byol'
+  with pytest.raises(ValueError, match='objective.name'):
+    step_lib.make_objective(c)
+  # A workdir config.json from before the baselines has no `objective`: SimSiam with its predictor.
+  old = ml_collections.ConfigDict(tiny_config().to_dict())
+  del old['objective']
+  assert step_lib.make_objective(old).name == 'simsiam' and step_lib.make_model(old).use_predictor
+
+
+def test_optimizer_without_predictor_params():
+  """The constant-predictor-lr multi_transform still works when the model has no predictor."""
+  c = baseline_config(ntxent, constant_predictor_lr=True, base_lr=0.1, warmup_steps=0, weight_decay=0.0,
+                      momentum=0.0)
+  tx, sched = optim.make_optimizer(c, batch_size=64, total_steps=10)
+  params = {'encoder': {'w': jnp.ones(3)}, 'projector': {'w': jnp.ones(2)}}
+  updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+  assert float(updates['projector']['w'][0]) == pytest.approx(-float(sched(0)), rel=1e-6)

@@ -1,4 +1,5 @@
-"""SimSiam heads (projector and predictor) around a ResNet backbone (Chen & He 2020, as in the paper)."""
+"""SimSiam heads (projector and predictor) around a ResNet backbone (Chen & He 2020, as in the paper); the
+NT-Xent and TCN baselines use the same network without the predictor."""
 from __future__ import annotations
 
 from typing import Any
@@ -33,22 +34,31 @@ class MLP(nn.Module):
 
 
 class SimSiam(nn.Module):
-  """Backbone -> projector (z) -> predictor (p). Returns the pooled backbone feature too (the embedding)."""
+  """Backbone -> projector (z) -> predictor (p). Returns the pooled backbone feature too (the embedding).
+
+  With use_predictor=False it is the network of the NT-Xent and TCN baselines: the same backbone and
+  3-layer projector (as in the reference, which trained them with SimSiam's heads and ignored the
+  predictor), no predictor parameters, and no 'p' in the output.
+  """
   backbone: str = 'resnet50'
   width: int = 64
   stem: str = 'imagenet'
   proj_dim: int = 2048
   pred_hidden: int = 512
   dtype: Any = jnp.float32
+  use_predictor: bool = True
 
   def setup(self):
     self.encoder = resnet.make_backbone(self.backbone, self.width, self.stem, self.dtype)
     self.projector = MLP((self.proj_dim,) * 3, bn_last=True, dtype=self.dtype)
-    self.predictor = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
+    if self.use_predictor:
+      self.predictor = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
 
   def __call__(self, x, train: bool = True):
     feature = self.encoder(x, train=train)
     z = self.projector(feature, train=train).astype(jnp.float32)
+    if not self.use_predictor:
+      return dict(feature=feature, z=z)
     p = self.predictor(z, train=train).astype(jnp.float32)
     return dict(feature=feature, z=z, p=p)
 

@@ -1,0 +1,17 @@
+"""NT-Xent baseline (SimCLR's contrastive loss) on nearby frame pairs: the paper's Table 2 row.
+
+DESIGN.md section 4: temperature 0.5, 128-d feature, lr 0.1 (at batch 64). The network is SimSiam's
+backbone and 3-layer projector (here 128 wide, BN after each layer) without the predictor, as in the
+reference; the loss's negatives are the other 2N - 2 crops of the global batch.
+"""
+from configs import base
+
+
+def get_config(arg=None):
+  c = base.get_base_config(pair_mode='nearby', arg=arg)
+  c.objective.name = 'ntxent'
+  c.optim.update(base_lr=0.1, constant_predictor_lr=False)  # no predictor
+  c.model.proj_dim = 128
+  if c.preset == 'test':
+    c.model.proj_dim = 32
+  return c
