@@ -109,7 +109,7 @@ def main():
                  'numpy/jax_resident': numpy_s / resident_s, 'faiss/jax_resident': ratio(faiss_s, resident_s)},
       'agreement': {'jax_stream_vs_numpy': agree(js, ji, ns, ni), 'jax_stream_vs_faiss': agree(js, ji, fs, fi),
                     'jax_resident_vs_stream': agree(rs, ri, js, ji), 'numpy_vs_faiss': agree(ns, ni, fs, fi)},
-  }, indent=1))
+  }))
 
 
 if __name__ == '__main__':
