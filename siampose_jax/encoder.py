@@ -13,11 +13,10 @@ import dataclasses
 import json
 import os
 
-import jax
 import ml_collections
 import numpy as np
 
-from siampose_jax import checkpointing, embedding, optim, sharding
+from siampose_jax import checkpointing, embedding, sharding
 from siampose_jax import step as step_lib
 
 CONFIG_FILE = 'config.json'
@@ -56,8 +55,7 @@ def load_encoder(workdir: str, step: int | None = None) -> Encoder:
   config = load_config(workdir)
   mesh = sharding.make_mesh(config.num_devices or None)
   model = step_lib.make_model(config)
-  tx, _ = optim.make_optimizer(config, config.batch_size, max(config.total_steps, config.optim.warmup_steps + 1))
-  state = step_lib.init_state(model, tx, jax.random.key(0), config.data.image_size, mesh)
+  state = step_lib.template_state(config, model, mesh)
   path = os.path.join(workdir, 'checkpoints', str(step)) if step is not None else workdir
   state, step = checkpointing.restore_params(path, state)
   return Encoder(model, {'params': state.params, 'batch_stats': state.batch_stats}, config, step, mesh)

@@ -11,13 +11,12 @@ import dataclasses
 import os
 from typing import Callable
 
-import jax
 import numpy as np
 from absl import logging
 
 from input_pipeline import frame_store, ingest
 from input_pipeline.frame_record import CATEGORIES
-from siampose_jax import boxfit, checkpointing, convert, embedding, geometry, knn, metrics, optim, reports
+from siampose_jax import boxfit, checkpointing, convert, embedding, geometry, knn, metrics, reports
 from siampose_jax import sharding
 from siampose_jax import step as step_lib
 
@@ -40,8 +39,7 @@ def _variables_for(config, workdir, model, mesh):
       raise ValueError(f'eval.checkpoint={spec!r} needs model.backbone=resnet50, model.width=64 and '
                        f'model.stem=imagenet (torchvision\'s layout), not {m.backbone}/{m.width}/{m.stem}')
     return 'ImageNet embeddings', convert.encoder_variables(convert.load_imagenet_backbone(spec.split(':', 1)[1]))
-  tx, _ = optim.make_optimizer(config, config.batch_size, max(config.total_steps, config.optim.warmup_steps + 1))
-  state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
+  state = step_lib.template_state(config, model, mesh, config.seed)
   if spec == 'random':
     return 'Random embeddings', {'params': state.params, 'batch_stats': state.batch_stats}
   state, step = checkpointing.restore_params(spec or workdir, state)
@@ -53,8 +51,7 @@ def _variables_for(config, workdir, model, mesh):
 
 
 def _random_variables(config, model, mesh):
-  tx, _ = optim.make_optimizer(config, config.batch_size, max(config.total_steps, config.optim.warmup_steps + 1))
-  state = step_lib.init_state(model, tx, jax.random.key(config.seed + 1), config.data.image_size, mesh)
+  state = step_lib.template_state(config, model, mesh, config.seed + 1)
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 

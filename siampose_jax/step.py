@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from siampose_jax import objectives, sharding
+from siampose_jax import objectives, optim, sharding
 from siampose_jax.models import simsiam
 
 
@@ -78,6 +78,14 @@ def init_state(model, tx: optax.GradientTransformation, rng, image_size: int, me
                       batch_stats=variables['batch_stats'], opt_state=tx.init(params))
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
+
+
+def template_state(config, model, mesh: Mesh, seed: int = 0) -> TrainState:
+  """A freshly initialised state with the structure of `config`'s training state: the target to restore
+  a checkpoint into (evaluation, encoder loading), or random-init weights for the random baseline."""
+  tx, _ = optim.make_optimizer(config, config.batch_size,
+                               max(config.total_steps, config.optim.warmup_steps + 1))
+  return init_state(model, tx, jax.random.key(seed), config.data.image_size, mesh)
 
 
 def train_step(state: TrainState, batch: dict, *, model, tx,
