@@ -238,7 +238,21 @@ def _store_key(root: str, data) -> str:
 
 
 def prepare_store(data) -> str:
-  """config.data -> path of a ready frame store: generates the synthetic set and ingests as needed."""
+  """config.data -> path of a ready frame store: generates the synthetic set and ingests as needed.
+
+  In a multi-process run, process 0 prepares while the others wait at a barrier, then they find the
+  finished store at the same (deterministic) path; the cache must be on storage they all see.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() == 1:
+    return _prepare_store(data)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  path = _prepare_store(data) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices('siampose_jax.prepare_store')
+  return path or _prepare_store(data)
+
+
+def _prepare_store(data) -> str:
   if data.on_bad_record not in store_writer.ON_BAD_RECORD:
     raise ValueError(f'data.on_bad_record={data.on_bad_record!r}: expected raise or skip')
   cache = os.path.abspath(os.path.expanduser(data.cache_dir))
