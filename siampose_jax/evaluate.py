@@ -19,6 +19,7 @@ from input_pipeline.frame_record import CATEGORIES
 from siampose_jax import boxfit, checkpointing, convert, embedding, geometry, knn, metrics, reports
 from siampose_jax import sharding
 from siampose_jax import step as step_lib
+from siampose_jax.models import simsiam
 
 GALLERY_FRACTIONS = (0.1, 0.01)
 
@@ -38,7 +39,7 @@ def _variables_for(config, workdir, model, mesh):
     if (m.backbone, m.width, m.stem) != ('resnet50', 64, 'imagenet'):
       raise ValueError(f'eval.checkpoint={spec!r} needs model.backbone=resnet50, model.width=64 and '
                        f'model.stem=imagenet (torchvision\'s layout), not {m.backbone}/{m.width}/{m.stem}')
-    return 'ImageNet embeddings', convert.encoder_variables(convert.load_imagenet_backbone(spec.split(':', 1)[1]))
+    return 'ImageNet embeddings', _imagenet_variables(spec.split(':', 1)[1])
   state = step_lib.template_state(config, model, mesh, config.seed)
   if spec == 'random':
     return 'Random embeddings', {'params': state.params, 'batch_stats': state.batch_stats}
@@ -48,6 +49,10 @@ def _variables_for(config, workdir, model, mesh):
   name = {'ntxent': 'NT-Xent', 'tcn': 'TCN'}.get(
       objective, f'Our embeddings ({config.data.pair_mode.replace("_", "-")} pairs)')
   return name, {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def _imagenet_variables(path: str) -> dict:
+  return convert.encoder_variables(convert.load_imagenet_backbone(os.path.expanduser(path)))
 
 
 def _random_variables(config, model, mesh):
@@ -130,11 +135,10 @@ def evaluate(config, workdir: str) -> dict[str, str]:
                len(queries['image']), split)
 
   model = step_lib.make_model(config)
-  embed_fn = embedding.make_embed_fn(model, mesh)
 
-  def embed(variables, images, what):
-    return embedding.embed_images(embed_fn, variables, images, mesh, config.eval.batch_size,
-                                  desc=f'embedding {what}')
+  def embed(variables, images, what, net=model):
+    return embedding.embed_images(embedding.make_embed_fn(net, mesh), variables, images, mesh,
+                                  config.eval.batch_size, desc=f'embedding {what}')
 
   primary, variables = _variables_for(config, workdir, model, mesh)
   methods = []
@@ -145,6 +149,13 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     rv = _random_variables(config, model, mesh)
     methods.append(_embedding_method('Random embeddings', embed(rv, gallery['image'], 'gallery (random)'),
                                      embed(rv, queries['image'], 'queries (random)'), mesh, chunk))
+  if config.eval.imagenet_weights and primary != 'ImageNet embeddings':
+    # The torchvision ResNet-50 baseline beside this run's own model, on the same crops.
+    net = simsiam.SimSiam(backbone='resnet50', width=64, stem='imagenet', use_predictor=False)
+    iv = _imagenet_variables(config.eval.imagenet_weights)
+    methods.append(_embedding_method(
+        'ImageNet embeddings', embed(iv, gallery['image'], 'gallery (ImageNet)', net),
+        embed(iv, queries['image'], 'queries (ImageNet)', net), mesh, chunk))
   methods.append(_random_method('Random fit', gallery, queries, config.seed, in_category=False))
   methods.append(_random_method('Random in-category fit', gallery, queries, config.seed, in_category=True))
 

@@ -62,7 +62,8 @@ def format_eta(seconds: float) -> str:
 
 
 _LOG_FIELDS = (('loss', 'loss {:.4f}'), ('knn_category_acc', 'knn-acc {:.3f}'), ('lr', 'lr {:.2e}'),
-               ('pairs_per_sec', '{:.1f} pairs/s'), ('data_wait_frac', 'data-wait {:.0%}'))
+               ('pairs_per_sec', '{:.1f} pairs/s'), ('step_time_s', 'step {:.3f}s'),
+               ('data_time_s', 'data {:.3f}s'), ('data_wait_frac', 'data-wait {:.0%}'))
 
 
 def log_line(step: int, total: int, metrics: dict[str, float]) -> None:

@@ -128,3 +128,18 @@ def test_load_encoder_matches_training_embeddings(reference_run, tmp_path):
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
   with pytest.raises(FileNotFoundError, match='config.json'):
     encoder.load_encoder(str(tmp_path / 'missing'))
+
+
+def test_imagenet_baseline_row_beside_the_trained_model(reference_run, cache_dir, tmp_path):
+  import safetensors.numpy
+  from tests.test_convert import random_state_dict
+  weights = str(tmp_path / 'resnet50.safetensors')
+  safetensors.numpy.save_file(random_state_dict('resnet50'), weights)
+  ref_dir, _ = reference_run
+  config = _config(cache_dir)
+  config.eval.checkpoint = ref_dir
+  config.eval.imagenet_weights = weights
+  written = evaluate.evaluate(config, str(tmp_path / 'eval'))
+  with open(written['table2_csv']) as f:
+    methods = [line.split(',')[0] for line in f.read().splitlines()[1:]]
+  assert methods == ['Our embeddings (distant pairs)', 'Random embeddings', 'ImageNet embeddings']
