@@ -45,9 +45,12 @@ class Encoder:
   step: int
   mesh: object
 
+  def __post_init__(self):
+    self._embed_fn = embedding.make_embed_fn(self.model, self.mesh)  # compiled once per image shape
+
   def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    fn = embedding.make_embed_fn(self.model, self.mesh)
-    return embedding.embed_images(fn, self.variables, np.asarray(images, np.uint8), self.mesh, batch_size)
+    return embedding.embed_images(self._embed_fn, self.variables, np.asarray(images, np.uint8), self.mesh,
+                                  batch_size)
 
 
 def load_encoder(workdir: str, step: int | None = None) -> Encoder:

@@ -135,27 +135,25 @@ def evaluate(config, workdir: str) -> dict[str, str]:
                len(queries['image']), split)
 
   model = step_lib.make_model(config)
+  chunk = config.eval.knn_chunk
 
-  def embed(variables, images, what, net=model):
-    return embedding.embed_images(embedding.make_embed_fn(net, mesh), variables, images, mesh,
-                                  config.eval.batch_size, desc=f'embedding {what}')
+  def embedding_method(name, variables, net=model):
+    """Embeds gallery and queries with `net` (on device, in batches) for 1-NN search."""
+    fn = embedding.make_embed_fn(net, mesh)
+    g, q = (embedding.embed_images(fn, variables, x['image'], mesh, config.eval.batch_size,
+                                   desc=f'embedding {what} ({name})')
+            for what, x in (('gallery', gallery), ('queries', queries)))
+    return _embedding_method(name, g, q, mesh, chunk)
 
   primary, variables = _variables_for(config, workdir, model, mesh)
-  methods = []
-  chunk = config.eval.knn_chunk
-  g_emb, q_emb = embed(variables, gallery['image'], 'gallery'), embed(variables, queries['image'], 'queries')
-  methods.append(_embedding_method(primary, g_emb, q_emb, mesh, chunk))
+  methods = [embedding_method(primary, variables)]
   if primary != 'Random embeddings':
-    rv = _random_variables(config, model, mesh)
-    methods.append(_embedding_method('Random embeddings', embed(rv, gallery['image'], 'gallery (random)'),
-                                     embed(rv, queries['image'], 'queries (random)'), mesh, chunk))
+    methods.append(embedding_method('Random embeddings', _random_variables(config, model, mesh)))
   if config.eval.imagenet_weights and primary != 'ImageNet embeddings':
     # The torchvision ResNet-50 baseline beside this run's own model, on the same crops.
     net = simsiam.SimSiam(backbone='resnet50', width=64, stem='imagenet', use_predictor=False)
-    iv = _imagenet_variables(config.eval.imagenet_weights)
-    methods.append(_embedding_method(
-        'ImageNet embeddings', embed(iv, gallery['image'], 'gallery (ImageNet)', net),
-        embed(iv, queries['image'], 'queries (ImageNet)', net), mesh, chunk))
+    methods.append(embedding_method('ImageNet embeddings', _imagenet_variables(config.eval.imagenet_weights),
+                                    net))
   methods.append(_random_method('Random fit', gallery, queries, config.seed, in_category=False))
   methods.append(_random_method('Random in-category fit', gallery, queries, config.seed, in_category=True))
 
