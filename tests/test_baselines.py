@@ -21,11 +21,16 @@ def _table2_methods(path):
     return [row['method'] for row in csv.DictReader(f)]
 
 
-def test_tcn_trains_on_triplets_and_evaluates_as_tcn(cache_dir, tmp_path):
-  c = tcn.get_config('test')
+def _short_config(module, cache_dir):
+  c = module.get_config('test')
   c.data.cache_dir = cache_dir
   c.num_devices = 1  # the sharded step is tested in test_step.py; one device compiles faster
   c.update(total_steps=3, log_every_steps=1, checkpoint_every_steps=3, monitor_every_steps=3)
+  return c
+
+
+def test_tcn_trains_on_triplets_and_evaluates_as_tcn(cache_dir, tmp_path):
+  c = _short_config(tcn, cache_dir)
   out = train.train_and_evaluate(c, str(tmp_path))
   params = out['state'].params
   assert 'predictor' not in params and set(params) == {'encoder', 'projector'}
@@ -41,10 +46,7 @@ def test_tcn_trains_on_triplets_and_evaluates_as_tcn(cache_dir, tmp_path):
 
 
 def test_ntxent_trains_and_evaluates_as_ntxent(cache_dir, tmp_path):
-  c = ntxent.get_config('test')
-  c.data.cache_dir = cache_dir
-  c.num_devices = 1  # the sharded step is tested in test_step.py; one device compiles faster
-  c.update(total_steps=3, log_every_steps=1, checkpoint_every_steps=3, monitor_every_steps=3)
+  c = _short_config(ntxent, cache_dir)
   out = train.train_and_evaluate(c, str(tmp_path))
   assert 'predictor' not in out['state'].params
   assert out['metrics']['loss'] > 0
