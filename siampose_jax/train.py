@@ -82,12 +82,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   timer = progress.StepTimer(start_step, total_steps, config.batch_size)
   last = {}
 
+  def report(step, scalars):
+    """Console line, TensorBoard scalars and metrics.jsonl row for one step."""
+    progress.log_line(step, total_steps, scalars)
+    writer.write_scalars(step, scalars)
+    if jax.process_index() == 0:
+      metrics_log.write(step, scalars)
+
   if start_step == 0:  # the monitor before any update: the random-init reference of the curve
     last.update(online_knn(state))
-    progress.log_line(0, total_steps, last)
-    writer.write_scalars(0, last)
-    if jax.process_index() == 0:
-      metrics_log.write(0, last)
+    report(0, dict(last))
 
   # --- Loop.
   step_metrics = None
@@ -111,10 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if step % config.monitor_every_steps == 0 or is_last:
         last.update(online_knn(state))
         scalars['knn_category_acc'] = last['knn_category_acc']
-      progress.log_line(step, total_steps, scalars)
-      writer.write_scalars(step, scalars)
-      if jax.process_index() == 0:
-        metrics_log.write(step, scalars)
+      report(step, scalars)
     if step % config.checkpoint_every_steps == 0 or is_last:
       checkpointing.save(manager, step, state, data_iter, force=is_last)
 
