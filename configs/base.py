@@ -11,6 +11,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from input_pipeline import augment
+
 PRESETS = ('paper', 'cpu', 'test')
 
 
@@ -44,6 +46,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.image_size = 224
   c.data.pair_mode = pair_mode       # same_frame | nearby | distant | tcn (triplets)
   c.data.nearby_offset = 1           # in kept (subsampled) frames
+  c.data.crop_margin = 0.0           # object crop = keypoint box grown by this fraction on every side
+  c.data.per_frame_window = False    # False: both frames of a pair use the anchor's window (reference)
+  c.data.aug = ml_collections.ConfigDict(dict(augment.DEFAULT_AUG))  # the reference's augmentations
   c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
   c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
   c.data.prefetch = 4                # batches read ahead by those threads

@@ -92,7 +92,8 @@ def config_dataset(config, store_path: str, *, process_index: int = 0,
   return train_dataset(store_path, pair_mode=d.pair_mode, image_size=d.image_size,
                        global_batch_size=config.batch_size, seed=config.seed,
                        process_index=process_index, process_count=process_count,
-                       nearby_offset=d.nearby_offset, decode_reduced=d.decode_reduced)
+                       nearby_offset=d.nearby_offset, aug=d.aug.to_dict(), margin=d.crop_margin,
+                       per_frame_window=d.per_frame_window, decode_reduced=d.decode_reduced)
 
 
 def config_iterator(dataset: grain.MapDataset, data_config) -> grain.DatasetIterator:

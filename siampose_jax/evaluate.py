@@ -129,8 +129,8 @@ def evaluate(config, workdir: str) -> dict[str, str]:
   store = frame_store.open_store(ingest.prepare_store(config.data))
   split = ingest.query_split(store)
   size = config.data.image_size
-  gallery = frame_store.eval_arrays(store, 'train', size)
-  queries = frame_store.eval_arrays(store, split, size)
+  gallery = frame_store.eval_arrays(store, 'train', size, margin=config.data.crop_margin)
+  queries = frame_store.eval_arrays(store, split, size, margin=config.data.crop_margin)
   logging.info('evaluation: %d gallery frames (train) x %d queries (%s)', len(gallery['image']),
                len(queries['image']), split)
 

@@ -4,6 +4,7 @@ Sections: mesh -> data -> model and optimiser -> checkpoint/resume -> step and m
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -69,12 +70,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # --- Step and online monitor.
   train_step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
   eval_split = ingest.query_split(store)
+  crops = functools.partial(frame_store.eval_arrays, store, image_size=config.data.image_size,
+                            margin=config.data.crop_margin)
   online_knn = monitor.OnlineKNN(
       model, mesh,
-      gallery=monitor.subsample(frame_store.eval_arrays(store, 'train', config.data.image_size),
-                                MONITOR_MAX_GALLERY, config.seed),
-      queries=monitor.subsample(frame_store.eval_arrays(store, eval_split, config.data.image_size),
-                                MONITOR_MAX_QUERIES, config.seed),
+      gallery=monitor.subsample(crops('train'), MONITOR_MAX_GALLERY, config.seed),
+      queries=monitor.subsample(crops(eval_split), MONITOR_MAX_QUERIES, config.seed),
       batch_size=config.eval.batch_size)
 
   writer = progress.ScalarWriter(os.path.join(workdir, 'tensorboard'), enabled=jax.process_index() == 0)

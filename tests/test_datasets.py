@@ -212,3 +212,23 @@ def test_config_dataset_and_iterator_follow_the_config(store_path):
   config.data.worker_nice = 20
   with pytest.raises(ValueError, match='worker_nice=20'):
     datasets.config_iterator(datasets.config_dataset(config, store_path), config.data)
+
+
+def test_config_aug_margin_and_window_reach_the_pairs(store_path):
+  """config.data.aug / crop_margin / per_frame_window change the batches exactly as the
+  corresponding train_dataset arguments do; aug values are validated by augment.aug_config."""
+  config = distant.get_config('test')
+  config.data.update(image_size=SIZE, crop_margin=0.25, per_frame_window=True)
+  config.data.aug.update(hue=0.2, grayscale_p=0.0, crop_scale=(0.5, 1.0))
+  got = datasets.config_dataset(config, store_path)[0]
+  aug = dict(augment.DEFAULT_AUG, hue=0.2, grayscale_p=0.0, crop_scale=(0.5, 1.0))
+  want = datasets.train_dataset(store_path, pair_mode='distant', image_size=SIZE,
+                                global_batch_size=config.batch_size, seed=config.seed, aug=aug,
+                                margin=0.25, per_frame_window=True)[0]
+  _assert_same(got, want)
+  default = distant.get_config('test')
+  default.data.image_size = SIZE
+  assert not np.array_equal(datasets.config_dataset(default, store_path)[0]['view1'], got['view1'])
+  config.lock()  # as main.py's config flag does: an unknown key is an error naming it
+  with pytest.raises(AttributeError, match='blur'):
+    config.data.aug.blur = 0.5
