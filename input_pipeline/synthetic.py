@@ -2,7 +2,9 @@
 
 Each video shows one procedural object instance (input_pipeline/synthetic_objects.py) standing on a
 textured ground plane (world y up, plane y = 0), filmed by a camera that orbits it with smoothly
-varying speed, radius, elevation, aim and roll, under a per-video light and background. About 30% of
+varying speed, radius, elevation, aim and roll, under a per-video light, in a per-video room (a floor
+with rugs and a backdrop of walls whose look changes with the viewing direction, muted so that it
+varies less between videos than the objects do; input_pipeline/synthetic_scene.py). About 30% of
 videos also show one or two unannotated distractors that hide part of the object in some frames,
 and about 30% have light that drifts along the video (input_pipeline/synthetic_scene.py); the
 manifest lists these choices per video. Frames are
@@ -50,12 +52,11 @@ from input_pipeline import synthetic_scene
 from input_pipeline.frame_record import CATEGORIES, FrameRecord
 from siampose_jax import geometry
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: rooms (rugs, view-dependent backdrop); bump on any change to the output
 MANIFEST = 'SYNTHETIC.json'
 FRAME_PERIOD_US = 33333  # 30 fps
 JPEG_QUALITY = 90
 FORMATS = ('records', 'sequences', 'raw')
-_GROUND_TILE = 256
 
 
 @dataclasses.dataclass
@@ -107,26 +108,6 @@ def _look_at(eye, target, roll):
   return out
 
 
-def _environment(rng, size, radius):
-  """Per-video background, ground tile and light (drawn independently of the instance)."""
-  tint = 1.0 + rng.normal(0, 0.06, 3)
-  elev, azim = rng.uniform(0.5, 1.4), rng.uniform(0, 2 * np.pi)
-  light = np.array([np.cos(elev) * np.sin(azim), np.sin(elev), np.cos(elev) * np.cos(azim)])
-  ambient, diffuse = rng.uniform(0.35, 0.55), rng.uniform(0.45, 0.7)
-  c1, c2 = synthetic_objects.palette_colour(rng, 40), synthetic_objects.palette_colour(rng, 40)
-  kind = str(rng.choice(['stripes', 'checks', 'noise', 'noise', 'blobs']))
-  ground = synthetic_objects.texture_tile(rng, kind, c1 * 0.8 + 40, c2 * 0.8 + 40, grain=6,
-                                          size=_GROUND_TILE)
-  ground = np.clip(ground * tint, 0, 255).astype(np.uint8)
-  horizon = np.clip(synthetic_objects.palette_colour(rng, 30) * 0.4 + 150, 0, 255)
-  top = np.clip(horizon + rng.normal(0, 40, 3), 0, 255)
-  return synthetic_render.Environment(
-      sky_top=top, sky_horizon=horizon, ground=ground,
-      ground_texel=rng.uniform(0.4, 1.2) * max(float(np.linalg.norm(size)), 0.4) / _GROUND_TILE,
-      ground_offset=rng.uniform(-5, 5, 2), light=light, ambient=ambient, diffuse=diffuse,
-      fog=rng.uniform(1.5, 4.0) * radius, shadow=rng.uniform(0.3, 0.6)), tint
-
-
 def make_video(category: str, instance: int, video_index: int, *, num_frames: int, seed: int,
                occluders: bool | None = None, lighting_drift: bool | None = None) -> Video:
   """The scene and camera path of one video; a deterministic function of the arguments.
@@ -166,11 +147,12 @@ def make_video(category: str, instance: int, video_index: int, *, num_frames: in
     d = np.array([np.cos(elevation[i]) * np.sin(azimuth[i]), np.sin(elevation[i]),
                   np.cos(elevation[i]) * np.cos(azimuth[i])])
     cams.append(_look_at(centre + radius[i] * d, centre + aim[i], roll[i]))
-  env, tint = _environment(rng, size, radius0)
+  key = [seed, CATEGORIES.index(category), instance, video_index]
+  env, tint = synthetic_scene.environment(rng, np.random.default_rng(
+      np.random.SeedSequence(key + [19])), size, radius0)
   textures = [np.clip(t * tint, 0, 255).astype(np.uint8) for t in model.textures]
   projection = geometry.projection_from_intrinsics(intrinsics)
   cams = np.stack(cams)
-  key = [seed, CATEGORIES.index(category), instance, video_index]
   occ_rng = np.random.default_rng(np.random.SeedSequence(key + [13]))
   drawn = occ_rng.random() < synthetic_scene.OCCLUDER_PROBABILITY
   placed = (synthetic_scene.place_occluders(occ_rng, model, obj, cams, projection, tint)

@@ -6,8 +6,9 @@ see `render`); within an object, faces are back-face culled and sorted far to ne
 at the near plane, textured by `cv2.warpPerspective` of its tile through the face's exact plane
 homography (so a texel lands where the camera model puts it), Lambert-shaded, scaled by the
 exposure and pasted through a sub-pixel polygon mask. The ground plane y=0 is one homography warp
-of a wrapped tile, lit like an upward face and faded into a background gradient towards the
-horizon. Pixels use the projection of
+of a wrapped tile, lit like an upward face and faded towards the horizon into the backdrop: a
+panorama looked up by each pixel's world azimuth and elevation (walls and furniture that change
+with the viewing direction), or a plain gradient. Pixels use the projection of
 `siampose_jax.geometry` exactly: OpenCV pixel (col, row) = (u * 480 - 0.5, v * 640 - 0.5) for
 `point_2d` = (u, v, depth).
 """
@@ -23,6 +24,7 @@ from input_pipeline.synthetic_objects import TILE, ObjectModel
 from siampose_jax import geometry
 
 NEAR = 0.02  # metres; geometry closer to the camera than this is clipped away
+BACKDROP_ELEVATION = (-0.35, 1.3)  # radians: world elevation of Environment.backdrop's bottom and top
 _SHIFT = 4   # sub-pixel bits for polygon masks
 _SHADOW = np.clip(1.0 - np.hypot(*np.mgrid[-1:1:TILE * 1j, -1:1:TILE * 1j]), 0,
                   1).astype(np.float32)
@@ -42,6 +44,9 @@ class Environment:
   fog: float                # metres: the ground fades to the horizon colour beyond ~this depth
   shadow: float             # contact shadow strength in [0, 1)
   exposure: float = 1.0     # global camera gain on every pixel but shadows
+  # [h, w, 3] uint8 panorama: column = world azimuth atan2(x, z) in [0, 2 pi), row = elevation from
+  # BACKDROP_ELEVATION's top down to its bottom; None = a gradient from sky_horizon to sky_top.
+  backdrop: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -129,8 +134,23 @@ def _paste(image, texture, homography, poly_px, shade=None, multiply=None):
   np.copyto(roi, patch, where=(mask > 0)[..., None])
 
 
+def _panorama(backdrop, rays, size):
+  """Looks every pixel's world ray up in the backdrop panorama (wrapping in azimuth)."""
+  w, h = size
+  cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+  rays = np.asarray(rays, np.float32)
+  d = [rays[i, 0] * cols + rays[i, 1] * rows + rays[i, 2] for i in range(3)]
+  azimuth = np.arctan2(d[0], d[2]) % np.float32(2 * np.pi)
+  elevation = np.arctan2(d[1], np.hypot(d[0], d[2]))
+  ph, pw = backdrop.shape[:2]
+  lo, hi = BACKDROP_ELEVATION
+  map_x = azimuth * np.float32(pw / (2 * np.pi)) - 0.5
+  map_y = np.clip((hi - elevation) * np.float32(ph / (hi - lo)) - 0.5, 0, ph - 1)
+  return cv2.remap(backdrop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+
+
 def _background(env, view, camera_to_world, pm, size):
-  """Ground plane (faded by distance) over a gradient; returns uint8 [h, w, 3]."""
+  """Ground plane (faded by distance) over the backdrop; returns uint8 [h, w, 3]."""
   w, h = size
   k_inv = np.linalg.inv(pm[:, :3])  # pixel [c, r, 1] -> camera ray with z = -1
   eye_y = camera_to_world[1, 3]
@@ -138,11 +158,15 @@ def _background(env, view, camera_to_world, pm, size):
   a = -(camera_to_world[1, :3] @ k_inv)
   g = (a[0] * np.arange(w, dtype=np.float32))[None, :] + (
       a[1] * np.arange(h, dtype=np.float32) + a[2])[:, None]
-  sky_t = np.clip(-g * 1.5, 0, 1)
-  lut = np.clip(np.linspace(env.sky_horizon, env.sky_top, 256)[None] * env.exposure, 0,
-                255).astype(np.uint8)  # [1, 256, 3]
-  idx = (sky_t * 255).astype(np.uint8)
-  sky = cv2.LUT(cv2.merge([idx, idx, idx]), lut)
+  if env.backdrop is not None:
+    sky = cv2.convertScaleAbs(_panorama(env.backdrop, camera_to_world[:3, :3] @ k_inv, size),
+                              alpha=env.exposure)
+  else:
+    sky_t = np.clip(-g * 1.5, 0, 1)
+    lut = np.clip(np.linspace(env.sky_horizon, env.sky_top, 256)[None] * env.exposure, 0,
+                  255).astype(np.uint8)  # [1, 256, 3]
+    idx = (sky_t * 255).astype(np.uint8)
+    sky = cv2.LUT(cv2.merge([idx, idx, idx]), lut)
   fade = np.clip(g * (env.fog / max(eye_y, 1e-6)), 0, 1).astype(np.float32)
   if not fade.any():
     return sky

@@ -1,4 +1,9 @@
-"""Per-video variations of the synthetic scenes: unannotated distractors and drifting light.
+"""Per-video synthetic scenes: the room around the object, unannotated distractors, drifting light.
+
+Every video stands its object in a room: a floor tile under a few rugs, and a backdrop panorama of
+walls and furniture. Both change with the viewing direction, as a real capture's background does, so
+that distant frames of a video share much less background than nearby ones; a uniform, tiled
+background would be an invariant that pair-based self-supervision could match instead of the object.
 
 Some videos get one or two distractor objects (input_pipeline.synthetic_objects.make_distractor)
 standing on the ground near the annotated object, placed where the camera path passes behind them
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 
 from input_pipeline import synthetic_objects
@@ -24,6 +30,10 @@ LIGHT_DRIFT_PROBABILITY = 0.3
 _MIN_OVERLAP = 0.2    # of the object's 2D box hidden by an occluder's 2D box in some frame
 _CLEARANCE = 0.3      # occluder-to-camera distance, relative to the object-to-camera distance
 _ATTEMPTS = 30
+_GROUND_TILE = 256    # texels of the floor tile
+_FLOOR_TILES = 4      # the ground map (floor and rugs) is this many floor tiles across, then wraps
+_BACKDROP_HW = (128, 512)
+_KINDS = ('stripes', 'checks', 'noise', 'noise', 'blobs', 'rings', 'plain')
 
 
 @dataclasses.dataclass
@@ -32,6 +42,75 @@ class Occluder:
   object_to_world: np.ndarray           # [4, 4]; standing on y = 0, yawed
   shape: str
   occluded_frame: int                   # the frame where its 2D box covers most of the object's
+
+
+def environment(rng, room_rng, size, radius) -> tuple[synthetic_render.Environment, np.ndarray]:
+  """(environment, light tint) of one video; `room_rng` draws the rugs and the backdrop only."""
+  tint = 1.0 + rng.normal(0, 0.06, 3)
+  elev, azim = rng.uniform(0.5, 1.4), rng.uniform(0, 2 * np.pi)
+  light = np.array([np.cos(elev) * np.sin(azim), np.sin(elev), np.cos(elev) * np.cos(azim)])
+  ambient, diffuse = rng.uniform(0.35, 0.55), rng.uniform(0.45, 0.7)
+  kind = str(rng.choice(['stripes', 'checks', 'noise', 'noise', 'blobs']))
+  floor = synthetic_objects.texture_tile(rng, kind, *_muted_colours(rng), grain=4, size=_GROUND_TILE)
+  horizon = np.clip(synthetic_objects.palette_colour(rng, 30) * 0.4 + 150, 0, 255)
+  top = np.clip(horizon + rng.normal(0, 40, 3), 0, 255)
+  diag = max(float(np.linalg.norm(size)), 0.4)
+  texel = rng.uniform(0.4, 1.2) * diag / _GROUND_TILE
+  ground = _rugs(room_rng, floor, texel, diag)
+  backdrop = _backdrop(room_rng, horizon, top)
+  env = synthetic_render.Environment(
+      sky_top=top, sky_horizon=horizon, ground=np.clip(ground * tint, 0, 255).astype(np.uint8),
+      ground_texel=texel, ground_offset=rng.uniform(-5, 5, 2), light=light, ambient=ambient,
+      diffuse=diffuse, fog=rng.uniform(1.5, 4.0) * radius, shadow=rng.uniform(0.3, 0.6),
+      backdrop=np.clip(backdrop * tint, 0, 255).astype(np.uint8))
+  return env, tint
+
+
+def _muted_colours(rng):
+  """Two colours for a background pattern: a mid grey with a little of a palette colour, and a
+  near neighbour. Floors and walls keep structure and some colour but vary much less from video
+  to video than the objects do (as in captures of salient objects in ordinary rooms), so that
+  the background does not outweigh the object in a crop's embedding."""
+  c1 = 0.2 * synthetic_objects.palette_colour(rng, 40) + 0.8 * rng.uniform(105, 150)
+  return c1, np.clip(c1 + rng.normal(0, 8, 3), 0, 255)
+
+
+def _patch(rng, width, height):
+  """A float [height, width, 3] patch of a random pattern in muted colours (like the floor)."""
+  tile = synthetic_objects.texture_tile(rng, str(rng.choice(_KINDS)), *_muted_colours(rng),
+                                        grain=4, size=128)
+  return cv2.resize(tile, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _rugs(rng, floor, texel, diag):
+  """The floor tile repeated into a wrapping ground map with 2-5 rugs of 0.3-1 object diagonals."""
+  ground = np.tile(floor, (_FLOOR_TILES, _FLOOR_TILES, 1)).astype(np.float32)
+  n = ground.shape[0]
+  for _ in range(int(rng.integers(2, 6))):
+    w, h = np.clip(rng.uniform(0.3, 1.0, 2) * diag / texel, 8, n // 2).astype(int)
+    x, y = int(rng.integers(0, n - w)), int(rng.integers(0, n - h))
+    ground[y:y + h, x:x + w] = _patch(rng, w, h)
+  return ground
+
+
+def _backdrop(rng, horizon, top):
+  """A panorama (see synthetic_render.Environment.backdrop): a sky gradient behind 4-8 wall or
+  furniture segments of random heights and patterns, some with a framed picture or window."""
+  h, w = _BACKDROP_HW
+  lo, hi = synthetic_render.BACKDROP_ELEVATION
+  t = np.clip(np.linspace(hi, lo, h) / hi, 0, 1)[:, None, None]
+  pano = np.broadcast_to(horizon * (1 - t) + top * t, (h, w, 3)).copy()
+  edges = np.unique(np.concatenate([[0, w], rng.integers(8, w - 8, int(rng.integers(3, 8)))]))
+  for x0, x1 in zip(edges[:-1], edges[1:]):
+    if rng.random() < 0.15:  # an opening: sky down to the horizon
+      continue
+    y0 = int((hi - rng.uniform(0.1, 0.9)) / (hi - lo) * h)
+    pano[y0:, x0:x1] = _patch(rng, x1 - x0, h - y0)
+    if rng.random() < 0.5 and x1 - x0 > 16 and h - y0 > 24:
+      fw, fh = int(rng.integers(6, (x1 - x0) // 2)), int(rng.integers(6, (h - y0) // 2))
+      fx, fy = int(rng.integers(x0 + 2, x1 - fw - 1)), int(rng.integers(y0 + 2, h - fh - 1))
+      pano[fy:fy + fh, fx:fx + fw] = _patch(rng, fw, fh)
+  return np.roll(pano, int(rng.integers(w)), axis=1)
 
 
 def lighting_path(rng, env: synthetic_render.Environment, num_frames: int,

@@ -1,6 +1,7 @@
 """Tests of the synthetic Objectron generator: determinism, exact labels, renders, shards."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -8,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from input_pipeline import augment
 from input_pipeline import objectron_records
 from input_pipeline import synthetic
 from input_pipeline import synthetic_objects
 from input_pipeline import synthetic_render
+from input_pipeline import synthetic_scene
 from siampose_jax import geometry
 
 W, H = 480, 640
@@ -313,3 +316,49 @@ def test_scene_choices_are_drawn_for_about_30_percent_of_videos():
   out_of_view = [v for v in videos if any(
       synthetic.frame_record(v, i, b'').visibility[0] < 1 for i in range(v.num_frames))]
   assert 0.1 < len(out_of_view) / len(videos) < 0.9
+
+
+def test_backdrop_is_looked_up_by_world_azimuth():
+  """A backdrop that is red only over azimuths [80, 100] degrees shows red exactly where the
+  camera's horizontal ray points into that band (the panorama wraps at azimuth 0 = +z)."""
+  video = synthetic.make_video('cup', 0, 0, num_frames=1, seed=0)
+  backdrop = np.zeros((64, 360, 3), np.uint8)
+  backdrop[..., 0] = 255                    # blue (BGR) everywhere ...
+  backdrop[:, 80:100] = (0, 0, 255)         # ... but red for azimuth 80..100 degrees
+  env = dataclasses.replace(video.env, backdrop=backdrop, exposure=1.0)
+  for azimuth, red in ((90, True), (70, False), (110, False), (0, False), (270, False)):
+    a = np.radians(azimuth)
+    eye = np.array([0.0, 1.0, 0.0])
+    c2w = synthetic._look_at(eye, eye + (np.sin(a), 0, np.cos(a)), 0.0)
+    image = synthetic_render.render(env, np.linalg.inv(c2w), video.projection)
+    pixel = image[H // 2 - 40, W // 2]      # just above the horizon: backdrop, no ground
+    assert (tuple(pixel) == (0, 0, 255)) == red, (azimuth, pixel)
+
+
+def test_room_background_changes_with_the_viewing_direction(monkeypatch):
+  """Distant frames share less background than nearby ones (the point of the room): inside the
+  object's crop window, the background of a frame 12 frames later differs much more than that of
+  the next frame, and much more than it would without rugs and backdrop (tiled floor, plain sky)."""
+  def make():
+    return synthetic.make_video('bike', 2, 6, num_frames=30, seed=0, occluders=False,
+                                lighting_drift=False)
+
+  def gap_difference(video, gap):
+    def crop(frame, window_frame):
+      point_2d = synthetic.frame_record(video, window_frame, b'').point_2d[0]
+      background = synthetic.render_frame(video, frame, with_object=False)
+      return augment.crop_and_resize(background, augment.crop_window(point_2d, (H, W)),
+                                     64).astype(np.float32)
+    return np.mean([np.abs(crop(i, i) - crop(i + gap, i)).mean() for i in (0, 5, 10, 15)])
+
+  room = make()
+  assert room.env.backdrop is not None
+  tiles = room.env.ground.reshape(4, room.env.ground.shape[0] // 4, 4, -1, 3)
+  assert not (tiles == tiles[:1, :, :1]).all()  # rugs break the floor's tiling
+  monkeypatch.setattr(synthetic_scene, '_rugs',
+                      lambda rng, floor, texel, diag: np.tile(floor, (4, 4, 1)).astype(np.float32))
+  bare = make()
+  bare = dataclasses.replace(bare, env=dataclasses.replace(bare.env, backdrop=None))
+  far = gap_difference(room, 12)
+  assert far > 2 * gap_difference(room, 1)
+  assert far > 2 * gap_difference(bare, 12)
