@@ -80,9 +80,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   if preset in ('cpu', 'test'):
     c.measure_data_wait = True
     c.batch_size = 64
-    c.total_steps = 500
+    c.total_steps = 1000
     c.log_every_steps = 25
-    c.checkpoint_every_steps = 250
+    c.checkpoint_every_steps = 500
     c.monitor_every_steps = 100
     c.data.subsample = 2
     c.data.image_scale = 0.5
