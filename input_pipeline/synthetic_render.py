@@ -41,7 +41,7 @@ class Environment:
   light: np.ndarray         # [3] world unit vector towards the light
   ambient: float
   diffuse: float
-  fog: float                # metres: the ground fades to the horizon colour beyond ~this depth
+  fog: float                # metres: the ground fades into the backdrop beyond ~this depth
   shadow: float             # contact shadow strength in [0, 1)
   exposure: float = 1.0     # global camera gain on every pixel but shadows
   # [h, w, 3] uint8 panorama: column = world azimuth atan2(x, z) in [0, 2 pi), row = elevation from
