@@ -106,16 +106,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, step_metrics = train_step(state, sharding.shard_batch(views, mesh))
 
     is_last = step == total_steps
+    scalars = {}
     if step % config.log_every_steps == 0 or is_last:
       scalars = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
       if not np.isfinite(scalars['loss']):
         raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}')
       scalars['lr'] = float(lr_schedule(step - 1))
       scalars.update(timer.interval(step))
+    if step % config.monitor_every_steps == 0 or is_last:  # on its own schedule, logged or not
+      scalars.update(online_knn(state))
+    if scalars:
       last.update(scalars)
-      if step % config.monitor_every_steps == 0 or is_last:
-        last.update(online_knn(state))
-        scalars['knn_category_acc'] = last['knn_category_acc']
       report(step, scalars)
     if step % config.checkpoint_every_steps == 0 or is_last:
       checkpointing.save(manager, step, state, data_iter, force=is_last)

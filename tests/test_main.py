@@ -143,3 +143,14 @@ def test_imagenet_baseline_row_beside_the_trained_model(reference_run, cache_dir
   with open(written['table2_csv']) as f:
     methods = [line.split(',')[0] for line in f.read().splitlines()[1:]]
   assert methods == ['Our embeddings (distant pairs)', 'Random embeddings', 'ImageNet embeddings']
+
+
+def test_monitor_runs_on_its_own_schedule(cache_dir, tmp_path):
+  """The online 1-NN monitor runs every monitor_every_steps (and at the end) even on steps that are
+  not logged, and logged steps without it carry no accuracy."""
+  workdir = str(tmp_path / 'monitor')
+  train.train_and_evaluate(_config(cache_dir, log_every_steps=4, monitor_every_steps=3), workdir)
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = list(map(json.loads, f))
+  assert [r['step'] for r in rows if 'knn_category_acc' in r] == [0, 3, 6]
+  assert [r['step'] for r in rows if 'loss' in r] == [4, 6]
