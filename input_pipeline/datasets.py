@@ -96,6 +96,13 @@ def config_dataset(config, store_path: str, *, process_index: int = 0,
                        per_frame_window=d.per_frame_window, decode_reduced=d.decode_reduced)
 
 
+def config_eval_arrays(store: frame_store_lib.FrameStore, split: str, data_config) -> dict:
+  """`frame_store.eval_arrays` of one split at config.data's image size and crop margin (the online
+  monitor and the evaluation embed the same crops)."""
+  return frame_store_lib.eval_arrays(store, split, data_config.image_size,
+                                     margin=data_config.crop_margin)
+
+
 def config_iterator(dataset: grain.MapDataset, data_config) -> grain.DatasetIterator:
   """train_iterator with config.data's worker_count, read_threads, prefetch and worker_nice."""
   return train_iterator(dataset, worker_count=data_config.worker_count,

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from absl import logging
 
-from input_pipeline import frame_store, ingest
+from input_pipeline import datasets, frame_store, ingest
 from input_pipeline.frame_record import CATEGORIES
 from siampose_jax import boxfit, checkpointing, convert, embedding, geometry, knn, metrics, reports
 from siampose_jax import sharding
@@ -128,9 +128,8 @@ def evaluate(config, workdir: str) -> dict[str, str]:
   mesh = sharding.make_mesh(config.num_devices or None)
   store = frame_store.open_store(ingest.prepare_store(config.data))
   split = ingest.query_split(store)
-  size = config.data.image_size
-  gallery = frame_store.eval_arrays(store, 'train', size, margin=config.data.crop_margin)
-  queries = frame_store.eval_arrays(store, split, size, margin=config.data.crop_margin)
+  gallery = datasets.config_eval_arrays(store, 'train', config.data)
+  queries = datasets.config_eval_arrays(store, split, config.data)
   logging.info('evaluation: %d gallery frames (train) x %d queries (%s)', len(gallery['image']),
                len(queries['image']), split)
 

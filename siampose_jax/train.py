@@ -70,8 +70,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # --- Step and online monitor.
   train_step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
   eval_split = ingest.query_split(store)
-  crops = functools.partial(frame_store.eval_arrays, store, image_size=config.data.image_size,
-                            margin=config.data.crop_margin)
+  crops = functools.partial(datasets.config_eval_arrays, store, data_config=config.data)
   online_knn = monitor.OnlineKNN(
       model, mesh,
       gallery=monitor.subsample(crops('train'), MONITOR_MAX_GALLERY, config.seed),
