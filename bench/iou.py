@@ -1,4 +1,4 @@
-"""Benchmark: vectorised exact 3D IoU (geometry.box_iou_3d) vs the plain per-pair implementation.
+"""Benchmark: vectorised exact 3D IoU (iou.box_iou_3d) vs the plain per-pair implementation.
 
 Run from the repository root: `python -m bench.iou --n 2000`. Prints one JSON object.
 """
@@ -11,7 +11,8 @@ import time
 import numpy as np
 
 from bench.iou_reference import box_iou_3d_reference
-from siampose_jax.geometry import box_iou_3d, box_keypoints
+from input_pipeline.formats.geometry import box_keypoints
+from siampose_jax.iou import box_iou_3d
 
 
 def random_rotations(rng, n):

@@ -1,4 +1,4 @@
-"""Plain per-pair 3D IoU: the readable counterpart of `siampose_jax.geometry.box_iou_3d`.
+"""Plain per-pair 3D IoU: the readable counterpart of `siampose_jax.iou.box_iou_3d`.
 
 Each face of one box is clipped against the other box's 6 half-spaces (Sutherland-Hodgman); the clipped
 polygons of both boxes bound the intersection, so its volume is the volume of their vertices' convex hull.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from siampose_jax.geometry import FACES
+from input_pipeline.formats.geometry import FACES
 
 _REL_TOL = 1e-9  # Same meaning as in geometry: distances this small (relative to box size) count as zero.
 _FLAT = 1e-7  # Point sets thinner than this (relative) have no volume; qhull would reject them.

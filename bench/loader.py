@@ -21,7 +21,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from input_pipeline import datasets, ingest
+from input_pipeline.loader import datasets
+from input_pipeline.store import ingest
 from siampose_jax import optim, sharding
 from siampose_jax import step as step_lib
 

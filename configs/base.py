@@ -11,7 +11,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from input_pipeline import augment
+from input_pipeline.loader import augment
 
 PRESETS = ('paper', 'cpu', 'test')
 

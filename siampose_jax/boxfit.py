@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from siampose_jax import iou
 
 _EPS = 1e-12
 
@@ -162,4 +163,4 @@ def symmetric_iou(fitted, ground_truth, step_degrees=5.0, axis=None):
   rotations = axis_rotations(axis, np.deg2rad(np.arange(0.0, 360.0, step_degrees)))  # [..., A, 3, 3]
   centre = fitted[..., None, :1, :]
   turned = centre + np.einsum('...aij,...kj->...aki', rotations, fitted - fitted[..., :1, :])
-  return geometry.box_iou_3d(turned, np.asarray(ground_truth, np.float64)[..., None, :, :]).max(axis=-1)
+  return iou.box_iou_3d(turned, np.asarray(ground_truth, np.float64)[..., None, :, :]).max(axis=-1)

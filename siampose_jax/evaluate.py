@@ -14,10 +14,13 @@ from typing import Callable
 import numpy as np
 from absl import logging
 
-from input_pipeline import datasets, frame_store, ingest
-from input_pipeline.frame_record import CATEGORIES
-from siampose_jax import boxfit, checkpointing, convert, embedding, geometry, knn, metrics, reports
+from input_pipeline.formats.frame_record import CATEGORIES
+from input_pipeline.loader import datasets
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
+from siampose_jax import boxfit, checkpointing, convert, embedding, knn, metrics, reports
 from siampose_jax import sharding
+from siampose_jax.iou import box_iou_3d
 from siampose_jax import step as step_lib
 from siampose_jax.models import simsiam
 
@@ -103,7 +106,7 @@ def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple
   ok = np.isfinite(fitted).all(axis=(-1, -2))
   iou = np.zeros(len(nn))
   azimuth, elevation = np.full(len(nn), np.nan), np.full(len(nn), np.nan)
-  iou[ok] = geometry.box_iou_3d(fitted[ok], queries['point_3d'][ok])
+  iou[ok] = box_iou_3d(fitted[ok], queries['point_3d'][ok])
   sym = ok & np.isin(np.asarray(CATEGORIES)[queries['category']], symmetric)
   if sym.any():
     iou[sym] = boxfit.symmetric_iou(fitted[sym], queries['point_3d'][sym])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
 from siampose_jax import knn as knn_lib
 
 OBJECTRON_THRESHOLDS = np.linspace(0.0, 1.0, 21)

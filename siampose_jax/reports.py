@@ -128,7 +128,7 @@ def combine_tables(workdirs: list[str], out_dir: str, categories) -> dict[str, s
 
 def main(argv=None) -> None:
   import argparse  # pylint: disable=g-import-not-at-top
-  from input_pipeline.frame_record import CATEGORIES  # pylint: disable=g-import-not-at-top
+  from input_pipeline.formats.frame_record import CATEGORIES  # pylint: disable=g-import-not-at-top
   p = argparse.ArgumentParser(description='Combine the tables of several evaluated workdirs.')
   p.add_argument('--workdirs', nargs='+', required=True)
   p.add_argument('--out', required=True)

@@ -13,7 +13,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from input_pipeline import datasets, frame_store, ingest
+from input_pipeline.loader import datasets
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
 from siampose_jax import checkpointing, encoder, monitor, optim, progress, reports, sharding
 from siampose_jax import step as step_lib
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from input_pipeline.frame_record import FrameRecord
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.formats.frame_record import FrameRecord
 
 WIDTH, HEIGHT = 48, 64
 # (video id, number of raw frames, rectangle colour RGB)

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from input_pipeline import augment
+from input_pipeline.loader import augment
+from input_pipeline.store import crops
 
 
 def _image(h=24, w=32, seed=0):
@@ -19,28 +20,28 @@ def test_crop_window_from_keypoints():
   pts = np.zeros((9, 3))
   pts[:, 0] = np.linspace(0.25, 0.5, 9)    # u: x from 10 to 20 px (W=40)
   pts[:, 1] = np.linspace(0.1, 0.35, 9)[::-1]  # v: y from 3 to 10.5 px (H=30)
-  assert augment.crop_window(pts, (30, 40)) == (10, 3, 20, 11)
+  assert crops.crop_window(pts, (30, 40)) == (10, 3, 20, 11)
   # margin 0.5 grows each side by half the box: x 5..25, y -0.75..14.25 -> rounded outwards.
-  assert augment.crop_window(pts, (30, 40), margin=0.5) == (5, -1, 25, 15)
+  assert crops.crop_window(pts, (30, 40), margin=0.5) == (5, -1, 25, 15)
   # A degenerate (zero-width) box still gives a 1-pixel window.
   pts[:, 0] = 0.5
-  assert augment.crop_window(pts, (30, 40))[0:3:2] == (20, 21)
+  assert crops.crop_window(pts, (30, 40))[0:3:2] == (20, 21)
 
 
 def test_crop_and_resize_pads_outside_and_to_square():
   img = _image(20, 30)
   # Window same size as output: no resize, out-of-image part is zero.
-  out = augment.crop_and_resize(img, (-3, 5, 7, 15), 10)
+  out = crops.crop_and_resize(img, (-3, 5, 7, 15), 10)
   np.testing.assert_array_equal(out[:, 3:], img[5:15, 0:7])
   assert out[:, :3].max() == 0
   # 20 wide x 10 high -> 40 x 20, centred vertically with 10 zero rows above and below.
-  out = augment.crop_and_resize(img, (2, 4, 22, 14), 40)
+  out = crops.crop_and_resize(img, (2, 4, 22, 14), 40)
   assert out.shape == (40, 40, 3)
   assert out[:10].max() == 0 and out[30:].max() == 0
   want = cv2.resize(img[4:14, 2:22], (40, 20), interpolation=cv2.INTER_LINEAR)
   np.testing.assert_array_equal(out[10:30], want)
   # Tall window shrunk: longest side becomes the size, padding left/right.
-  out = augment.crop_and_resize(img, (0, 0, 10, 20), 10)
+  out = crops.crop_and_resize(img, (0, 0, 10, 20), 10)
   assert out[:, :2].max() == 0 and out[:, 8:].max() == 0 and out[:, 3:7].min() >= 0
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from configs import base
-from input_pipeline import frame_store
-from input_pipeline import ingest
-from input_pipeline import ingest_journal
-from input_pipeline import objectron_records as orec
-from input_pipeline import protos
-from input_pipeline import store_writer
-from input_pipeline import tfrecord
+from input_pipeline.formats import objectron_records as orec
+from input_pipeline.formats import protos
+from input_pipeline.formats import tfrecord
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
+from input_pipeline.store import journal as ingest_journal
+from input_pipeline.store import writer as store_writer
 from tests import _frame_store_testdata as td
 
 NUM_SHARDS = 2  # round robin: shard s holds frames s, s+2, ... as records 0, 1, ...
@@ -331,7 +331,8 @@ def test_prepare_store_passes_instances_and_visibility(tmp_path):
 
 
 def test_raw_missing_video_file(tmp_path):
-  from input_pipeline import objectron_raw, synthetic  # pylint: disable=g-import-not-at-top
+  from input_pipeline.formats import objectron_raw
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
   root = str(tmp_path / 'root')
   synthetic.generate(root, videos_per_category=2, frames_per_video=2, instances_per_category=1,
                      test_fraction=0.5, seed=0, num_shards=1, categories=('cup',), formats=('raw',))

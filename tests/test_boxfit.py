@@ -6,7 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from siampose_jax import boxfit
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from siampose_jax import iou
 
 PROJECTION = geometry.projection_from_intrinsics(np.array([[1400.0, 0, 960], [0, 1400.0, 720], [0, 0, 1]]))
 UP = np.array([0.0, 1.0, 0.0])  # World: ground plane y = 0.
@@ -62,7 +63,7 @@ def test_fit_to_itself_recovers_the_box():
   query = _view(QUERY_CAMERA)
   fitted = _fit(query, query)
   np.testing.assert_allclose(fitted, query[0], atol=1e-9)
-  assert geometry.box_iou_3d(fitted, query[0]) > 0.99
+  assert iou.box_iou_3d(fitted, query[0]) > 0.99
 
 
 def test_fit_from_another_camera_pose():
@@ -72,15 +73,15 @@ def test_fit_from_another_camera_pose():
   neighbour = _view(_camera(0.4, 0.7, 1.6))
   fitted = _fit(neighbour, query)
   np.testing.assert_allclose(geometry.box_parameters(fitted)[0], geometry.box_parameters(query[0])[0], atol=1e-9)
-  assert geometry.box_iou_3d(fitted, query[0]) > 0.8
+  assert iou.box_iou_3d(fitted, query[0]) > 0.8
   # Raw, the neighbour's box (in its own camera frame) is nowhere near the query's.
-  assert geometry.box_iou_3d(neighbour[0], query[0]) < 0.1
+  assert iou.box_iou_3d(neighbour[0], query[0]) < 0.1
 
 
 def test_scale_refinement_recovers_a_bigger_twin():
   query = _view(QUERY_CAMERA)
   twin = _view(QUERY_CAMERA, grow=1.3)
-  ious = [geometry.box_iou_3d(_fit(twin, query, iterations=k), query[0]) for k in range(5)]
+  ious = [iou.box_iou_3d(_fit(twin, query, iterations=k), query[0]) for k in range(5)]
   assert np.all(np.diff(ious) > 0)
   assert ious[0] < 0.5 and ious[4] > 0.95
   # Damped steps: the size error shrinks each time without overshooting.
@@ -112,7 +113,7 @@ def test_symmetric_iou():
   centre = gt[:1]
   turn = boxfit.axis_rotations(gt[3] - gt[1], np.deg2rad([30.0]))[0]
   turned = centre + (gt - centre) @ turn.T
-  plain = geometry.box_iou_3d(turned, gt)
+  plain = iou.box_iou_3d(turned, gt)
   assert plain < 0.8
   assert boxfit.symmetric_iou(turned, gt) == pytest.approx(1.0, abs=1e-9)
   assert boxfit.symmetric_iou(turned, gt, axis=query[3]) == pytest.approx(1.0, abs=1e-9)
@@ -120,8 +121,8 @@ def test_symmetric_iou():
   fitted = np.stack([_fit(_view(QUERY_CAMERA, yaw=0.3 + d), query) for d in (0.0, 0.5, 1.0)])
   sym = boxfit.symmetric_iou(fitted, gt[None])
   assert sym.shape == (3,)
-  assert np.all(sym >= geometry.box_iou_3d(fitted, gt) - 1e-12)
-  assert sym[1] > geometry.box_iou_3d(fitted[1], gt) + 0.01
+  assert np.all(sym >= iou.box_iou_3d(fitted, gt) - 1e-12)
+  assert sym[1] > iou.box_iou_3d(fitted[1], gt) + 0.01
 
 
 def test_bad_input_raises():

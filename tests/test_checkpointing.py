@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from input_pipeline import datasets, frame_store
+from input_pipeline.loader import datasets
+from input_pipeline.store import frame_store
 from siampose_jax import checkpointing, optim, sharding
 from siampose_jax import step as step_lib
 from tests import _frame_store_testdata as testdata

@@ -7,10 +7,11 @@ import pytest
 from absl import flags
 
 from configs import distant
-from input_pipeline import augment
-from input_pipeline import datasets
-from input_pipeline import frame_store
-from input_pipeline import pairs
+from input_pipeline.loader import augment
+from input_pipeline.loader import datasets
+from input_pipeline.loader import pairs
+from input_pipeline.store import crops
+from input_pipeline.store import frame_store
 from tests import _frame_store_testdata as td
 
 SIZE = 16
@@ -112,7 +113,7 @@ def test_iterator_state_round_trip(store_path, workers, nice):
 
 
 # ----------------------------------------------------------------------------------------- loader speed-ups
-def _plain_pair(t: pairs.PairTransform, anchor: int, rng: np.random.Generator) -> dict:
+def _plain_pair(t: datasets.PairTransform, anchor: int, rng: np.random.Generator) -> dict:
   """The pair built the plain way (every frame fully decoded, windows from the decoded image, nothing
   shared): what PairTransform computed before it learnt to skip work."""
   records = t.sample(anchor, rng)
@@ -121,8 +122,8 @@ def _plain_pair(t: pairs.PairTransform, anchor: int, rng: np.random.Generator) -
   out, window = {}, None
   for i, frame in enumerate(frames):
     if window is None or t.per_frame_window:
-      window = augment.crop_window(frame['point_2d'], frame['image'].shape[:2], t.margin)
-    crop = augment.crop_and_resize(frame['image'], window, t.image_size)
+      window = crops.crop_window(frame['point_2d'], frame['image'].shape[:2], t.margin)
+    crop = crops.crop_and_resize(frame['image'], window, t.image_size)
     out[f'view{i + 1}'] = augment.augment_view(crop, rng, t.image_size, flip, t.aug)
   return out
 
@@ -131,7 +132,7 @@ def _plain_pair(t: pairs.PairTransform, anchor: int, rng: np.random.Generator) -
 @pytest.mark.parametrize('per_frame_window', [False, True])
 def test_pair_views_bit_identical_to_plain_composition(store_path, mode, per_frame_window):
   store = frame_store.FrameStore(store_path)
-  t = pairs.PairTransform(store, 'train', mode, SIZE, margin=0.3, per_frame_window=per_frame_window)
+  t = datasets.PairTransform(store, 'train', mode, SIZE, margin=0.3, per_frame_window=per_frame_window)
   for anchor in range(0, 22, 3):
     got = t.random_map(anchor, np.random.default_rng(anchor))
     want = _plain_pair(t, anchor, np.random.default_rng(anchor))
@@ -140,11 +141,11 @@ def test_pair_views_bit_identical_to_plain_composition(store_path, mode, per_fra
 
 
 def test_jpeg_reduction_keeps_the_window_at_least_image_size():
-  assert pairs.jpeg_reduction((0, 0, 100, 50), 64) == 1   # 100 < 2 * 64
-  assert pairs.jpeg_reduction((0, 0, 100, 50), 50) == 2
-  assert pairs.jpeg_reduction((0, 0, 100, 50), 25) == 4   # 100 >= 4 * 25, < 8 * 25
-  assert pairs.jpeg_reduction((-5, 0, 5, 200), 20) == 8   # height counts, 200 >= 160
-  assert pairs.jpeg_reduction((0, 0, 3, 3), 64) == 1
+  assert datasets.jpeg_reduction((0, 0, 100, 50), 64) == 1   # 100 < 2 * 64
+  assert datasets.jpeg_reduction((0, 0, 100, 50), 50) == 2
+  assert datasets.jpeg_reduction((0, 0, 100, 50), 25) == 4   # 100 >= 4 * 25, < 8 * 25
+  assert datasets.jpeg_reduction((-5, 0, 5, 200), 20) == 8   # height counts, 200 >= 160
+  assert datasets.jpeg_reduction((0, 0, 3, 3), 64) == 1
 
 
 def test_decode_jpeg_rgb_and_reduced_sizes():
@@ -168,18 +169,18 @@ def test_decode_reduced_crops_the_smaller_jpeg(store_path):
   store = frame_store.FrameStore(store_path)
   size, reductions = 8, set()
   for margin in (0.0, 0.8, 1.5):
-    t = pairs.PairTransform(store, 'train', 'same_frame', size, margin=margin, aug=augment.NO_AUG,
+    t = datasets.PairTransform(store, 'train', 'same_frame', size, margin=margin, aug=augment.NO_AUG,
                             decode_reduced=True)
-    full = pairs.PairTransform(store, 'train', 'same_frame', size, margin=margin, aug=augment.NO_AUG)
+    full = datasets.PairTransform(store, 'train', 'same_frame', size, margin=margin, aug=augment.NO_AUG)
     for anchor in range(0, 22, 2):
       frame = frame_store.decode(store.raw('train', anchor), decode_image=False)
-      x0, y0, x1, y1 = augment.crop_window(frame['point_2d'], (td.HEIGHT, td.WIDTH), margin)
+      x0, y0, x1, y1 = crops.crop_window(frame['point_2d'], (td.HEIGHT, td.WIDTH), margin)
       f = max(f for f in (1, 2, 4) if max(x1 - x0, y1 - y0) >= f * size)
       reductions.add(f)
       flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}[f]
       small = cv2.imdecode(np.frombuffer(frame['image'], np.uint8), flag)[..., ::-1]
-      window = augment.crop_window(frame['point_2d'], small.shape[:2], margin)
-      want = augment.crop_and_resize(small, window, size)
+      window = crops.crop_window(frame['point_2d'], small.shape[:2], margin)
+      want = crops.crop_and_resize(small, window, size)
       got = t.random_map(anchor, np.random.default_rng(0))
       np.testing.assert_array_equal(got['view1'], want)  # NO_AUG: the view is the crop
       np.testing.assert_array_equal(got['view2'], want)
@@ -196,7 +197,7 @@ def test_record_image_size_mismatch_names_the_record(store_path, monkeypatch):
   rec['image_height'] = td.HEIGHT - 4
   bad = frame_store.encode(rec)
   monkeypatch.setattr(store, 'raw', lambda split, index: bad)
-  t = pairs.PairTransform(store, 'train', 'same_frame', SIZE)
+  t = datasets.PairTransform(store, 'train', 'same_frame', SIZE)
   with pytest.raises(frame_store.BadFrameError, match=r"split 'train' record 0: JPEG decodes to 48x64"):
     t.random_map(0, np.random.default_rng(0))
 

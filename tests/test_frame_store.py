@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests import _frame_store_testdata as td
-from input_pipeline import frame_store
-from input_pipeline.frame_record import CATEGORIES
+from input_pipeline.formats.frame_record import CATEGORIES
+from input_pipeline.store import frame_store
 
 
 @pytest.fixture(scope='module')

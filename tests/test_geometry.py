@@ -9,7 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from bench.iou_reference import box_iou_3d_reference
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from siampose_jax import iou
 
 I3 = np.eye(3)
 
@@ -90,8 +91,8 @@ CUBE = _box()
 def test_iou_analytic_cases(other, expected):
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    got = geometry.box_iou_3d(CUBE, other)
-    swapped = geometry.box_iou_3d(other, CUBE)
+    got = iou.box_iou_3d(CUBE, other)
+    swapped = iou.box_iou_3d(other, CUBE)
   assert got == pytest.approx(expected, abs=1e-9)
   assert swapped == pytest.approx(expected, abs=1e-9)
 
@@ -101,8 +102,8 @@ def test_iou_elongated_boxes_turned_a_quarter():
   long = _box(scale=(2, 1, 1))
   quarter_x = _box(Rotation.from_euler('x', 90, degrees=True).as_matrix(), scale=(2, 1, 1))
   quarter_z = _box(Rotation.from_euler('z', 90, degrees=True).as_matrix(), scale=(2, 1, 1))
-  assert geometry.box_iou_3d(long, quarter_x) == pytest.approx(1.0, abs=1e-12)
-  assert geometry.box_iou_3d(long, quarter_z) == pytest.approx(1 / 3, abs=1e-12)
+  assert iou.box_iou_3d(long, quarter_x) == pytest.approx(1.0, abs=1e-12)
+  assert iou.box_iou_3d(long, quarter_z) == pytest.approx(1 / 3, abs=1e-12)
 
 
 def test_iou_degenerate_boxes_give_zero_without_warnings():
@@ -110,20 +111,20 @@ def test_iou_degenerate_boxes_give_zero_without_warnings():
   flat = _box(scale=(1, 0, 1))
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    got = geometry.box_iou_3d(np.stack([point, flat, flat, point]), np.stack([point, flat, CUBE, CUBE]))
+    got = iou.box_iou_3d(np.stack([point, flat, flat, point]), np.stack([point, flat, CUBE, CUBE]))
   np.testing.assert_array_equal(got, 0.0)
 
 
 def test_iou_far_from_origin_and_scale_invariant():
   a = _box(translation=(40.0, -7.0, -250.0), scale=(0.01, 0.02, 0.03))
   b = _box(translation=(40.005, -7.0, -250.0), scale=(0.01, 0.02, 0.03))
-  assert geometry.box_iou_3d(a, b) == pytest.approx(1 / 3, abs=1e-9)
+  assert iou.box_iou_3d(a, b) == pytest.approx(1 / 3, abs=1e-9)
 
 
 def test_iou_matches_monte_carlo():
   rng = np.random.default_rng(3)
   (a, b), params = _random_boxes(rng, 3, spread=0.1)
-  got = geometry.box_iou_3d(a, b)
+  got = iou.box_iou_3d(a, b)
   for i in range(3):
     corners = np.concatenate([a[i, 1:], b[i, 1:]])
     pts = rng.uniform(corners.min(0), corners.max(0), size=(200_000, 3))
@@ -139,14 +140,14 @@ def test_iou_matches_monte_carlo():
 def test_iou_vectorised_matches_reference_and_broadcasts():
   rng = np.random.default_rng(4)
   (a, b), _ = _random_boxes(rng, 60)
-  got = geometry.box_iou_3d(a, b)
+  got = iou.box_iou_3d(a, b)
   ref = np.array([box_iou_3d_reference(x, y) for x, y in zip(a, b)])
   assert np.mean(ref > 0) > 0.8
   np.testing.assert_allclose(got, ref, atol=1e-9)
-  grid = geometry.box_iou_3d(a[:4, None], b[None, :5])
+  grid = iou.box_iou_3d(a[:4, None], b[None, :5])
   assert grid.shape == (4, 5)
   np.testing.assert_allclose(grid, [[box_iou_3d_reference(x, y) for y in b[:5]] for x in a[:4]], atol=1e-9)
-  assert geometry.box_iou_3d(a[0], b[0]).shape == ()
+  assert iou.box_iou_3d(a[0], b[0]).shape == ()
 
 
 def test_iou_degenerate_contacts_match_reference():
@@ -168,7 +169,7 @@ def test_iou_degenerate_contacts_match_reference():
   a, b = np.array(pairs).transpose(1, 0, 2, 3)
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    got = geometry.box_iou_3d(a, b)
+    got = iou.box_iou_3d(a, b)
   ref = np.array([box_iou_3d_reference(x, y) for x, y in pairs])
   np.testing.assert_allclose(got, ref, atol=1e-6)
   # Identical boxes, one turned by a hair: the nearly coincident faces are the hard case.
@@ -176,13 +177,13 @@ def test_iou_degenerate_contacts_match_reference():
   for eps in (1e-14, 1e-10, 1e-8, 1e-5):
     hair = Rotation.from_rotvec(eps * np.array([0.3, -0.5, 0.8])).as_matrix()
     a, b = _box(rot, scale=(1, 2, 3)), _box(rot @ hair, scale=(1, 2, 3))
-    assert geometry.box_iou_3d(a, b) == pytest.approx(box_iou_3d_reference(a, b), abs=1e-6)
+    assert iou.box_iou_3d(a, b) == pytest.approx(box_iou_3d_reference(a, b), abs=1e-6)
 
 
 def test_iou_rejects_bad_input():
   with pytest.raises(ValueError, match=r'\[\.\.\., 9, 3\]'):
-    geometry.box_iou_3d(np.zeros((8, 3)), CUBE)
+    iou.box_iou_3d(np.zeros((8, 3)), CUBE)
   bad = CUBE.copy()
   bad[3, 1] = np.nan
   with pytest.raises(ValueError, match='b holds non-finite'):
-    geometry.box_iou_3d(CUBE, bad)
+    iou.box_iou_3d(CUBE, bad)

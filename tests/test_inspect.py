@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from input_pipeline import frame_store
-from input_pipeline import ingest
-from input_pipeline import inspect as inspect_cli
 from input_pipeline import synthetic
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
+from input_pipeline.store import inspect as inspect_cli
 
 NUM_FRAMES = 3
 SEED = 1
@@ -75,7 +75,7 @@ def test_layout_detection(root, tmp_path):
 def test_store_json_via_subprocess_and_summary(root, tmp_path, capsys):
   store_dir = str(tmp_path / 'store')
   ingest.ingest_dataset(root, store_dir, fmt='records', subsample=1)
-  out = subprocess.run([sys.executable, '-m', 'input_pipeline.inspect', store_dir, '--json', '--limit', '4'],
+  out = subprocess.run([sys.executable, '-m', 'input_pipeline.store.inspect', store_dir, '--json', '--limit', '4'],
                        cwd=REPO, capture_output=True, text=True, check=True).stdout
   rows = [json.loads(line) for line in out.splitlines()]
   assert len(rows) == 4

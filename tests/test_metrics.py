@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
 from siampose_jax import metrics
 
 

@@ -9,14 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from input_pipeline import frame_store
-from input_pipeline import ingest
-from input_pipeline import objectron_raw as raw
-from input_pipeline import protos
 from input_pipeline import synthetic
-from input_pipeline.frame_record import FrameRecord
-from input_pipeline.tfrecord import RecordError
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.formats import objectron_raw as raw
+from input_pipeline.formats import protos
+from input_pipeline.formats.frame_record import FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
+from input_pipeline.synthetic import videos as synthetic_videos
 
 NUM_FRAMES = 4
 SEED = 3
@@ -95,7 +96,7 @@ def test_annotation_and_geometry_hold_world_objects_and_cameras(root):
     np.testing.assert_allclose(np.reshape(ar.camera.transform, (4, 4)), video.camera_to_world[i], atol=1e-6)
     np.testing.assert_allclose(np.reshape(fa.camera.view_matrix, (4, 4)),
                                synthetic.world_to_camera(video, i), atol=1e-6)
-    assert ar.timestamp == pytest.approx(i * synthetic.FRAME_PERIOD_US / 1e6)
+    assert ar.timestamp == pytest.approx(i * synthetic_videos.FRAME_PERIOD_US / 1e6)
   cap = cv2.VideoCapture(video_path)
   assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == NUM_FRAMES
   cap.release()

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from tests import _frame_store_testdata as td
-from input_pipeline import augment
-from input_pipeline import frame_store
-from input_pipeline import pairs
+from input_pipeline.loader import augment
+from input_pipeline.loader import datasets
+from input_pipeline.loader import pairs
+from input_pipeline.store import crops
+from input_pipeline.store import frame_store
 
 
 @pytest.fixture(scope='module')
@@ -97,25 +99,25 @@ def test_pair_transform_uses_the_first_frames_window(store, index):
   a = int(index.video_records[0][2])
   b = int(index.video_records[0][3])
   fa, fb = store['train', a], store['train', b]
-  win_a = augment.crop_window(fa['point_2d'], fa['image'].shape[:2])
-  win_b = augment.crop_window(fb['point_2d'], fb['image'].shape[:2])
+  win_a = crops.crop_window(fa['point_2d'], fa['image'].shape[:2])
+  win_b = crops.crop_window(fb['point_2d'], fb['image'].shape[:2])
   assert win_a != win_b  # the box moves between frames
-  t = pairs.PairTransform(store, 'train', 'nearby', size, aug=augment.NO_AUG)
+  t = datasets.PairTransform(store, 'train', 'nearby', size, aug=augment.NO_AUG)
   out = t.random_map(a, np.random.default_rng(0))
-  np.testing.assert_array_equal(out['view1'], augment.crop_and_resize(fa['image'], win_a, size))
-  np.testing.assert_array_equal(out['view2'], augment.crop_and_resize(fb['image'], win_a, size))
-  assert not np.array_equal(out['view2'], augment.crop_and_resize(fb['image'], win_b, size))
+  np.testing.assert_array_equal(out['view1'], crops.crop_and_resize(fa['image'], win_a, size))
+  np.testing.assert_array_equal(out['view2'], crops.crop_and_resize(fb['image'], win_a, size))
+  assert not np.array_equal(out['view2'], crops.crop_and_resize(fb['image'], win_b, size))
   assert (out['frame_id'], out['partner_frame_id']) == (2, 3)
   assert out['video'] == 0 and out['category'] == fa['category']
-  t = pairs.PairTransform(store.path, 'train', 'nearby', size, aug=augment.NO_AUG, per_frame_window=True)
+  t = datasets.PairTransform(store.path, 'train', 'nearby', size, aug=augment.NO_AUG, per_frame_window=True)
   out = t.random_map(a, np.random.default_rng(0))
-  np.testing.assert_array_equal(out['view2'], augment.crop_and_resize(fb['image'], win_b, size))
+  np.testing.assert_array_equal(out['view2'], crops.crop_and_resize(fb['image'], win_b, size))
 
 
 def test_pair_transform_shares_the_flip_and_augments_independently(store):
   aug = dict(augment.NO_AUG, flip_p=0.5)
-  t = pairs.PairTransform(store, 'train', 'same_frame', 16, aug=aug)
-  plain = pairs.PairTransform(store, 'train', 'same_frame', 16, aug=augment.NO_AUG).random_map(
+  t = datasets.PairTransform(store, 'train', 'same_frame', 16, aug=aug)
+  plain = datasets.PairTransform(store, 'train', 'same_frame', 16, aug=augment.NO_AUG).random_map(
       5, np.random.default_rng(0))['view1']
   flips = 0
   for seed in range(40):
@@ -125,17 +127,17 @@ def test_pair_transform_shares_the_flip_and_augments_independently(store):
     assert flipped or np.array_equal(out['view1'], plain)
     flips += flipped
   assert 8 < flips < 32
-  t = pairs.PairTransform(store, 'train', 'same_frame', 16)  # default (reference) augmentation
+  t = datasets.PairTransform(store, 'train', 'same_frame', 16)  # default (reference) augmentation
   out = t.random_map(5, np.random.default_rng(0))
   assert out['view1'].shape == (16, 16, 3) and out['view1'].dtype == np.uint8
   assert not np.array_equal(out['view1'], out['view2'])
 
 
 def test_pair_transform_tcn_outputs(store, index):
-  t = pairs.PairTransform(store, 'train', 'tcn', 16, aug=augment.NO_AUG)
+  t = datasets.PairTransform(store, 'train', 'tcn', 16, aug=augment.NO_AUG)
   out = t.random_map(int(index.video_records[1][0]), np.random.default_rng(0))
   assert set(out) == {'view1', 'view2', 'view3', 'category', 'video', 'frame_id',
                       'partner_frame_id', 'negative_frame_id'}
   assert out['frame_id'] == 0 and out['partner_frame_id'] == 1 and out['negative_frame_id'] >= 3
   with pytest.raises(ValueError, match='unknown pair mode'):
-    pairs.PairTransform(store, 'train', 'far', 16)
+    datasets.PairTransform(store, 'train', 'far', 16)

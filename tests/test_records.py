@@ -9,11 +9,11 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from input_pipeline import objectron_records as orec
-from input_pipeline import protos
-from input_pipeline import tfrecord
-from input_pipeline.frame_record import FrameRecord
-from input_pipeline.tfrecord import RecordError
+from input_pipeline.formats import objectron_records as orec
+from input_pipeline.formats import protos
+from input_pipeline.formats import tfrecord
+from input_pipeline.formats.frame_record import FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
 
 
 def make_record(seed=0, video_id='cup/batch-3/12', frame_id=45, n=2, ext='.jpg', **overrides):

@@ -9,13 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from input_pipeline import augment
-from input_pipeline import objectron_records
 from input_pipeline import synthetic
-from input_pipeline import synthetic_objects
-from input_pipeline import synthetic_render
-from input_pipeline import synthetic_scene
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.formats.frame_record import CATEGORIES
+from input_pipeline.formats import objectron_records
+from input_pipeline.loader import augment
+from input_pipeline.store import crops
+from input_pipeline.synthetic import objects as synthetic_objects
+from input_pipeline.synthetic import render as synthetic_render
+from input_pipeline.synthetic import scene as synthetic_scene
+from input_pipeline.synthetic import videos as synthetic_videos
 
 W, H = 480, 640
 
@@ -198,7 +201,7 @@ def test_ensure_synthetic_caches_by_parameters(tmp_path, monkeypatch):
   def fail(*a, **k):
     raise AssertionError('regenerated a cached dataset')
 
-  monkeypatch.setattr(synthetic, 'generate', fail)
+  monkeypatch.setattr(synthetic.dataset, 'generate', fail)
   assert synthetic.ensure_synthetic(str(tmp_path), num_workers=3, **kw) == root
   with pytest.raises(AssertionError):
     synthetic.ensure_synthetic(str(tmp_path), **dict(kw, seed=1))
@@ -308,7 +311,7 @@ def test_lighting_drift_changes_brightness_along_the_video():
 
 def test_scene_choices_are_drawn_for_about_30_percent_of_videos():
   videos = [synthetic.make_video(c, v % 4, v, num_frames=20, seed=2)
-            for c in synthetic.CATEGORIES for v in range(6)]
+            for c in CATEGORIES for v in range(6)]
   occluded = np.mean([bool(v.occluders) for v in videos])
   drifting = np.mean([v.lighting_drift for v in videos])
   assert 0.15 < occluded < 0.45 and 0.15 < drifting < 0.45
@@ -329,7 +332,7 @@ def test_backdrop_is_looked_up_by_world_azimuth():
   for azimuth, red in ((90, True), (70, False), (110, False), (0, False), (270, False)):
     a = np.radians(azimuth)
     eye = np.array([0.0, 1.0, 0.0])
-    c2w = synthetic._look_at(eye, eye + (np.sin(a), 0, np.cos(a)), 0.0)
+    c2w = synthetic_videos._look_at(eye, eye + (np.sin(a), 0, np.cos(a)), 0.0)
     image = synthetic_render.render(env, np.linalg.inv(c2w), video.projection)
     pixel = image[H // 2 - 40, W // 2]      # just above the horizon: backdrop, no ground
     assert (tuple(pixel) == (0, 0, 255)) == red, (azimuth, pixel)
@@ -347,7 +350,7 @@ def test_room_background_changes_with_the_viewing_direction(monkeypatch):
     def crop(frame, window_frame):
       point_2d = synthetic.frame_record(video, window_frame, b'').point_2d[0]
       background = synthetic.render_frame(video, frame, with_object=False)
-      return augment.crop_and_resize(background, augment.crop_window(point_2d, (H, W)),
+      return crops.crop_and_resize(background, crops.crop_window(point_2d, (H, W)),
                                      64).astype(np.float32)
     return np.mean([np.abs(crop(i, i) - crop(i + gap, i)).mean() for i in (0, 5, 10, 15)])
 

@@ -1,6 +1,6 @@
 """Objectron (or the synthetic default) -> ArrayRecord frame store, once; and the ingest CLI.
 
-  python -m input_pipeline.ingest --format=records --input=DIR --output=DIR [--subsample=5]
+  python -m input_pipeline.store.ingest --format=records --input=DIR --output=DIR [--subsample=5]
       [--on_bad_record=skip] [--instances=all] [--min_visibility=0.1]
 
 It shows progress per source file, and an interrupted run resumes when rerun with the same flags.
@@ -22,9 +22,13 @@ from typing import Callable, Iterator
 import tqdm
 from absl import logging
 
-from input_pipeline import frame_store, ingest_journal, objectron_raw, objectron_records, store_writer
-from input_pipeline.frame_record import CATEGORIES, FrameRecord
-from input_pipeline.tfrecord import RecordError
+from input_pipeline.formats import objectron_raw
+from input_pipeline.formats import objectron_records
+from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
+from input_pipeline.store import frame_store
+from input_pipeline.store import journal as ingest_journal
+from input_pipeline.store import writer as store_writer
 
 FORMATS = ('records', 'sequences', 'raw')
 _SHARD_NAME = re.compile(r'^(?P<prefix>.*)-(?P<i>\d{5})-of-(?P<n>\d{5})$')

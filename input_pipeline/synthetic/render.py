@@ -9,7 +9,7 @@ exposure and pasted through a sub-pixel polygon mask. The ground plane y=0 is on
 of a wrapped tile, lit like an upward face and faded towards the horizon into the backdrop: a
 panorama looked up by each pixel's world azimuth and elevation (walls and furniture that change
 with the viewing direction), or a plain gradient. Pixels use the projection of
-`siampose_jax.geometry` exactly: OpenCV pixel (col, row) = (u * 480 - 0.5, v * 640 - 0.5) for
+`input_pipeline.formats.geometry` exactly: OpenCV pixel (col, row) = (u * 480 - 0.5, v * 640 - 0.5) for
 `point_2d` = (u, v, depth).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from input_pipeline.synthetic_objects import TILE, ObjectModel
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.synthetic.objects import TILE, ObjectModel
 
 NEAR = 0.02  # metres; geometry closer to the camera than this is clipped away
 BACKDROP_ELEVATION = (-0.35, 1.3)  # radians: world elevation of Environment.backdrop's bottom and top

@@ -10,7 +10,7 @@ CATEGORIES = ('bike', 'book', 'bottle', 'camera', 'cereal_box', 'chair', 'cup', 
 
 @dataclasses.dataclass
 class FrameRecord:
-  """One video frame with its annotations; arrays follow siampose_jax.geometry's conventions.
+  """One video frame with its annotations; arrays follow input_pipeline.formats.geometry's conventions.
 
   Per-instance arrays have a leading instance axis I (Objectron frames can hold several objects).
   All 3D quantities are in the camera frame of this frame, except `extrinsics` (camera-to-world) and

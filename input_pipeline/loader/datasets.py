@@ -16,9 +16,98 @@ from typing import Any
 
 import cv2
 import grain
+import numpy as np
 
-from input_pipeline import frame_store as frame_store_lib
-from input_pipeline import pairs
+from input_pipeline.loader import augment, pairs
+from input_pipeline.store import crops
+from input_pipeline.store import frame_store as frame_store_lib
+
+
+def jpeg_reduction(window: tuple[int, int, int, int], image_size: int) -> int:
+  """Largest libjpeg scale-down (1, 2, 4, 8) that keeps the crop window's longest side >= image_size,
+  so decoding smaller still leaves `crop_and_resize` a downscale."""
+  x0, y0, x1, y1 = window
+  longest = max(x1 - x0, y1 - y0)
+  return max(f for f in frame_store_lib.JPEG_REDUCTIONS if f == 1 or longest >= f * image_size)
+
+
+class PairTransform(grain.transforms.RandomMap):
+  """Anchor record index -> augmented views of the anchor and its partner(s) (a Grain random map).
+
+  Both frames are cropped with the window of the anchor's keypoint box (so camera motion shows), or
+  each with its own with per_frame_window=True; each view is augmented independently except for
+  the horizontal flip, decided once per pair. In tcn mode the outputs add view3 (the negative).
+
+  The window comes from the record's keypoints and stored image size, so it is known before the JPEG
+  is decoded, and a frame that appears twice (same_frame) is decoded and cropped once. With
+  decode_reduced=True the JPEG is decoded at 1/2, 1/4 or 1/8 scale (`jpeg_reduction` of the window)
+  and the window recomputed on that image: about 2x cheaper decoding, slightly different pixels (DCT
+  scaling, then INTER_AREA, instead of INTER_AREA alone).
+  """
+
+  def __init__(self, store: frame_store_lib.FrameStore | str, split: str, mode: str,
+               image_size: int, *, offset: int = 1, aug: dict[str, Any] | None = None,
+               margin: float = 0.0, per_frame_window: bool = False, decode_reduced: bool = False):
+    if mode not in pairs.PAIR_MODES:
+      raise ValueError(f'unknown pair mode {mode!r}; expected one of {pairs.PAIR_MODES}')
+    self.store = store if isinstance(store, frame_store_lib.FrameStore) else (
+        frame_store_lib.FrameStore(store))
+    self.split, self.mode, self.image_size = split, mode, int(image_size)
+    self.offset, self.margin, self.per_frame_window = int(offset), float(margin), per_frame_window
+    self.decode_reduced = bool(decode_reduced)
+    self.aug = augment.aug_config(aug)
+    self.index = pairs.VideoIndex.from_store(self.store, split)
+
+  def sample(self, anchor: int, rng: np.random.Generator) -> list[int]:
+    if self.mode == 'tcn':
+      return list(pairs.tcn_triplet(self.index, anchor, rng))
+    return [int(anchor), pairs.partner_index(self.index, anchor, self.mode, rng, self.offset)]
+
+  def _window(self, frame: dict[str, Any]) -> tuple[tuple[int, int, int, int], int]:
+    """(crop window in the decoded image, JPEG reduction) from the record alone."""
+    hw = (int(frame['image_height']), int(frame['image_width']))
+    window = crops.crop_window(frame['point_2d'], hw, self.margin)
+    if not self.decode_reduced:
+      return window, 1
+    reduce = jpeg_reduction(window, self.image_size)
+    if reduce == 1:
+      return window, 1
+    return crops.crop_window(frame['point_2d'], frame_store_lib.reduced_shape(hw, reduce),
+                               self.margin), reduce
+
+  def _crop(self, record: int, frame: dict[str, Any], window, reduce: int) -> np.ndarray:
+    where = f'{self.store.path} split {self.split!r} record {record}'
+    image = frame_store_lib.decode_jpeg(frame['image'], where, reduce)
+    want = frame_store_lib.reduced_shape((frame['image_height'], frame['image_width']), reduce)
+    if image.shape[:2] != want:
+      raise frame_store_lib.BadFrameError(
+          f'{where}: JPEG decodes to {image.shape[1]}x{image.shape[0]} at 1/{reduce} scale, the record '
+          f'says {frame["image_width"]}x{frame["image_height"]} (expected {want[1]}x{want[0]})')
+    return crops.crop_and_resize(image, window, self.image_size)
+
+  def random_map(self, element, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    anchor = int(element)
+    records = self.sample(anchor, rng)
+    frames = [frame_store_lib.decode(self.store.raw(self.split, r), decode_image=False)
+              for r in records]
+    window = reduce = None
+    flip = bool(rng.random() < self.aug['flip_p'])
+    crops: dict[tuple, np.ndarray] = {}  # the crop is a pure function of (record, window, reduce)
+    out = {}
+    for i, (record, frame) in enumerate(zip(records, frames)):
+      if window is None or self.per_frame_window:
+        window, reduce = self._window(frame)
+      key = (record, window, reduce)
+      if key not in crops:
+        crops[key] = self._crop(record, frame, window, reduce)
+      out[f'view{i + 1}'] = augment.augment_view(crops[key], rng, self.image_size, flip, self.aug)
+    out.update(category=np.int32(frames[0]['category']),
+               video=np.int32(self.index.record_video[anchor]),
+               frame_id=np.int32(frames[0]['frame_id']),
+               partner_frame_id=np.int32(frames[1]['frame_id']))
+    if self.mode == 'tcn':
+      out['negative_frame_id'] = np.int32(frames[2]['frame_id'])
+    return out
 
 
 def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_batch_size: int,
@@ -30,7 +119,7 @@ def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_ba
 
   Anchors are all kept frames of `split` (for tcn, those with a valid negative). Infinite by
   default (num_epochs=None); the last partial batch of a finite run is dropped. decode_reduced: see
-  `pairs.PairTransform` (faster, slightly different pixels).
+  `PairTransform` (faster, slightly different pixels).
   """
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ValueError(f'global batch size {global_batch_size} is not a positive multiple of the '
@@ -38,7 +127,7 @@ def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_ba
   if not 0 <= process_index < process_count:
     raise ValueError(f'process_index {process_index} not in [0, {process_count})')
   store = frame_store_lib.FrameStore(store_path)
-  transform = pairs.PairTransform(store, split, pair_mode, image_size, offset=nearby_offset,
+  transform = PairTransform(store, split, pair_mode, image_size, offset=nearby_offset,
                                   aug=aug, margin=margin, per_frame_window=per_frame_window,
                                   decode_reduced=decode_reduced)
   anchors = list(range(store.num_frames(split)))

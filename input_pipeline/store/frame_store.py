@@ -6,7 +6,7 @@ Sequential Objectron records cannot be sampled in pairs, so they are ingested on
   <output_dir>/skipped.jsonl                                 one {'reason', 'message'} per skipped item
   <output_dir>/index.json                                    written LAST: a store without it is incomplete
 
-The writing side (validation, instance selection, resumable ingest) is input_pipeline/store_writer.py.
+The writing side (validation, instance selection, resumable ingest) is input_pipeline/store/writer.py.
 
 Record format (version 1): a msgpack map. Scalars are plain msgpack values; arrays are maps
 ``{'__nd__': 1, 'dtype': '<f4', 'shape': [...], 'data': bytes}`` (little-endian). Keys:
@@ -14,7 +14,7 @@ Record format (version 1): a msgpack map. Scalars are plain msgpack values; arra
   video_id (str: the track), frame_id, timestamp_us, category (index into CATEGORIES), instance_id,
   point_2d [9,3] (u, v normalised, depth), point_3d [9,3], rotation [3,3], translation [3], scale [3],
   visibility (float), intrinsics [3,3], projection/view/extrinsics [4,4], plane_center [3],
-  plane_normal [3]   (float32; conventions of siampose_jax.geometry).
+  plane_normal [3]   (float32; conventions of input_pipeline.formats.geometry).
 Instances: with instances='first' (the reference) a track is a video and holds its first object
 instance; with 'all' every visible instance is its own track `<video_id>#<instance_id>`, so pairs
 never mix objects. Intrinsics and projection refer to the landscape sensor, so downscaling the image
@@ -41,9 +41,9 @@ import grain
 import msgpack
 import numpy as np
 
-from input_pipeline import augment
-from input_pipeline.frame_record import FrameRecord
-from input_pipeline.tfrecord import RecordError
+from input_pipeline.formats.frame_record import FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
+from input_pipeline.store import crops
 
 FORMAT_NAME = 'siampose-frame-store'
 FORMAT_VERSION = 1
@@ -154,7 +154,7 @@ def decode_jpeg(data: bytes, where: str = '', reduce: int = 1) -> np.ndarray:
 def ingest(records: Iterable[FrameRecord], output_dir: str, *, split_fn: Callable[[str], str],
            **options) -> StoreInfo:
   """Writes the kept frames of `records` into a store: `store_writer.ingest` (the writing side)."""
-  from input_pipeline import store_writer  # pylint: disable=g-import-not-at-top  (it imports this module)
+  from input_pipeline.store import writer as store_writer  # pylint: disable=g-import-not-at-top  (it imports this module)
   return store_writer.ingest(records, output_dir, split_fn=split_fn, **options)
 
 
@@ -227,8 +227,8 @@ def eval_arrays(store: FrameStore, split: str, image_size: int, *, margin: float
 
   def load(r):
     rec = store[split, r]
-    window = augment.crop_window(rec['point_2d'], rec['image'].shape[:2], margin)
-    rec['image'] = augment.crop_and_resize(rec['image'], window, image_size)
+    window = crops.crop_window(rec['point_2d'], rec['image'].shape[:2], margin)
+    rec['image'] = crops.crop_and_resize(rec['image'], window, image_size)
     rec['window'] = np.asarray(window, np.int32)
     return rec
 

@@ -24,12 +24,12 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 
-from input_pipeline.frame_record import CATEGORIES, FrameRecord
-from input_pipeline.frame_store import (FORMAT_NAME, FORMAT_VERSION, FRAME_ARRAYS, INDEX_FILE,
+from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.store.frame_store import (FORMAT_NAME, FORMAT_VERSION, FRAME_ARRAYS, INDEX_FILE,
                                         INSTANCE_ARRAYS, SKIP_FILE, BadFrameError, Skip, StoreInfo,
                                         decode_jpeg, encode)
-from input_pipeline.ingest_journal import Journal
-from input_pipeline.tfrecord import RecordError
+from input_pipeline.formats.tfrecord import RecordError
+from input_pipeline.store.journal import Journal
 
 PROGRESS_FILE = 'ingest_progress.jsonl'
 INSTANCE_MODES = ('first', 'all')

@@ -24,11 +24,11 @@ import cv2
 import numpy as np
 from google.protobuf import message as message_lib
 
-from input_pipeline import objectron_records
-from input_pipeline import protos
-from input_pipeline.frame_record import CATEGORIES, FrameRecord
-from input_pipeline.tfrecord import RecordError
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.formats import objectron_records
+from input_pipeline.formats import protos
+from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
 
 JPEG_QUALITY = 90
 # MPEG-4 Part 2: the one lossy codec OpenCV's bundled FFmpeg both writes into QuickTime (.MOV) and reads

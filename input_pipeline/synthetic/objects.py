@@ -17,7 +17,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from input_pipeline.frame_record import CATEGORIES
+from input_pipeline.formats.frame_record import CATEGORIES
 
 TILE = 64  # texture tile size in texels
 # Shared palette (BGR): every class draws from it, so colour does not identify the class.

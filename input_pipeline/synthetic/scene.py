@@ -5,7 +5,7 @@ walls and furniture. Both change with the viewing direction, as a real capture's
 that distant frames of a video share much less background than nearby ones; a uniform, tiled
 background would be an invariant that pair-based self-supervision could match instead of the object.
 
-Some videos get one or two distractor objects (input_pipeline.synthetic_objects.make_distractor)
+Some videos get one or two distractor objects (input_pipeline.synthetic.objects.make_distractor)
 standing on the ground near the annotated object, placed where the camera path passes behind them
 so that they hide part of the object in some frames; they are never labelled. Some videos get a
 lighting drift: the light sweeps round and, together with the ambient level and the camera exposure,
@@ -21,9 +21,9 @@ import dataclasses
 import cv2
 import numpy as np
 
-from input_pipeline import synthetic_objects
-from input_pipeline import synthetic_render
-from siampose_jax import geometry
+from input_pipeline.formats import geometry
+from input_pipeline.synthetic import objects as synthetic_objects
+from input_pipeline.synthetic import render as synthetic_render
 
 OCCLUDER_PROBABILITY = 0.33  # ~10% find no place (see place_occluders): ~30% get some
 LIGHT_DRIFT_PROBABILITY = 0.3

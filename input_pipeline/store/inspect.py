@@ -1,6 +1,6 @@
 """Look inside a frame store or an Objectron root: one JSON line per frame, or counts per split/class.
 
-  python -m input_pipeline.inspect DIR [--json] [--limit N] [--format store|records|sequences|raw]
+  python -m input_pipeline.store.inspect DIR [--json] [--limit N] [--format store|records|sequences|raw]
 
 DIR is a frame store (holds index.json) or an Objectron-layout root; the layout is detected (records,
 then sequences, then raw, when a root holds several) unless --format names it. Each JSON line describes
@@ -20,8 +20,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from input_pipeline import frame_store, ingest, objectron_records
-from input_pipeline.frame_record import CATEGORIES
+from input_pipeline.formats import objectron_records
+from input_pipeline.formats.frame_record import CATEGORIES
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
 
 LAYOUTS = ('store',) + ingest.FORMATS
 # Layout -> a path under DIR that only that layout has.

@@ -16,10 +16,10 @@ from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 import numpy as np
 from google.protobuf import message as message_lib
 
-from input_pipeline import protos
-from input_pipeline import tfrecord
-from input_pipeline.frame_record import CATEGORIES, FrameRecord
-from input_pipeline.tfrecord import RecordError
+from input_pipeline.formats import protos
+from input_pipeline.formats import tfrecord
+from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
+from input_pipeline.formats.tfrecord import RecordError
 
 # Float keys: key -> (FrameRecord field, shape per instance or of the whole value, per instance?).
 _FLOAT_KEYS = {

@@ -1,0 +1,1 @@
+"""The real data formats, read into (and written from) `FrameRecord`s: nothing here knows about the store."""

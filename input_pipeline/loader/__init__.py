@@ -1,0 +1,1 @@
+"""Training input: which frames pair up (pairs) -> augmentations (augment) -> the Grain pipeline (datasets)."""
