@@ -8,7 +8,8 @@ All functions take numpy arrays and return plain floats / numpy arrays. Definiti
     instead), and the AP is the Pascal-VOC all-point interpolated area under precision(recall);
   * viewpoint errors: the camera's direction seen from the box frame (x right, y up, z front) gives an
     azimuth atan2(z, x) and an elevation atan2(y, |xz|), as in Objectron's `compute_viewpoint`;
-  * Re-ID (all-vs-all within one set, self excluded, positives = other frames of the same video).
+  * Re-ID: the reference's all-vs-all ranking and trapezoidal AUC (see `reid_metrics`), plus the standard
+    self-excluded AP under its own name.
 """
 from __future__ import annotations
 
@@ -84,33 +85,40 @@ def viewpoint_errors(pred_keypoints, gt_keypoints):
   return np.where(az > 180.0, 360.0 - az, az), np.abs(pred_el - gt_el)
 
 
-def _ranking_ap(positive):
-  """Per-row AP and reference-style trapezoid AUC of boolean relevance rankings [b, n] (best first)."""
-  n_pos = positive.sum(axis=1)
+def _trapezoid_auc(positive, total):
+  """sklearn.metrics.auc over the points (recall_k, precision_k), k = 1..n, of rankings [b, n] (best first).
+
+  recall_k = hits_k / total, precision_k = hits_k / k; recall only moves at a positive rank k >= 2, where
+  the trapezoid adds (1 / total) * (precision_k + precision_{k-1}) / 2 (no (0, 1) point in front).
+  """
   hits = np.cumsum(positive, axis=1)
-  ranks = np.arange(1, positive.shape[1] + 1)
-  precision = hits / ranks
+  precision = hits / np.arange(1, positive.shape[1] + 1)
+  prev = np.concatenate([np.zeros((positive.shape[0], 1)), precision[:, :-1]], axis=1)
+  steps = positive.copy()
+  steps[:, 0] = False
+  return np.where(steps, (precision + prev) / 2, 0.0).sum(axis=1) / total
+
+
+def _average_precision(positive):
+  """Standard AP of rankings [b, n]: mean precision at the positives' ranks (rows without one: NaN)."""
+  precision = np.cumsum(positive, axis=1) / np.arange(1, positive.shape[1] + 1)
   with np.errstate(invalid='ignore', divide='ignore'):
-    ap = np.where(positive, precision, 0.0).sum(axis=1) / n_pos
-    # sklearn.metrics.auc over the points (recall_i, precision_i), i >= 1, as the reference computes it:
-    # only steps at a positive rank i >= 2 add area, (1/P) * (precision_i + precision_{i-1}) / 2.
-    prev = np.concatenate([np.zeros((positive.shape[0], 1)), precision[:, :-1]], axis=1)
-    steps = positive.copy()
-    steps[:, 0] = False
-    auc = np.where(steps, (precision + prev) / 2, 0.0).sum(axis=1) / n_pos
-  return ap, auc
+    return np.where(positive, precision, 0.0).sum(axis=1) / positive.sum(axis=1)
 
 
 def reid_metrics(embeddings, video_ids, frame_ids, block=256):
-  """Re-identification over one set: each frame queries all the others (cosine, self excluded).
+  """Re-identification over one set of frames (e.g. the test split), all against all by cosine similarity.
 
-  Returns a dict: `reid_map` (mean per-query average precision over the full ranking, i.e. the mean of
-  the precision at each positive's rank), `reid_auc` (the reference's trapezoidal area under the same
-  precision-recall points), `top1` (fraction of queries whose nearest neighbour is from their video),
-  `frame_jitter` (mean |frame id difference| over top-1 neighbours from the same video) and `num_queries`.
-  Queries whose video has no other frame have no positive and are left out of every average.
-  The ranking is exact: a full sort of dense score rows, `block` queries at a time (AP needs the whole
-  ranking, so a top-k kernel would not save work); ties go to the lower index, as in `knn`.
+  The paper's numbers come from the reference code's definition, reproduced exactly:
+    * `reid_map` ("Re-ID mAP"): for each query q, its own similarity is set to 0 and q stays in the
+      ranking of all N frames (descending similarity; ties to the lower index); positives are the frames
+      of q's video, q included (total = its video's frame count); the query's score is the trapezoidal
+      area under (recall_k, precision_k), k = 1..N (`_trapezoid_auc`); the mean over all queries;
+    * `top1`: the first-ranked frame of that ranking is from q's video; `frame_jitter`: mean |frame id
+      difference| to it over the queries where it is.
+  Extra, under its own name: `reid_ap_self_excluded`, the standard mean average precision with q removed
+  from its own ranking, over the queries whose video has another frame.
+  The ranking is exact: a full sort of dense score rows, `block` queries at a time.
   """
   emb = np.asarray(embeddings, np.float32)
   video_ids, frame_ids = np.asarray(video_ids), np.asarray(frame_ids, np.int64)
@@ -120,30 +128,27 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=256):
                      'need [N, D] with N >= 2 and [N] ids')
   emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
   _, video = np.unique(video_ids, return_inverse=True)
-  aps, aucs, top1, jitter = [], [], [], []
+  video_size = np.bincount(video)
+  aucs, aps, top1, jitter = [], [], [], []
   for start in range(0, n, block):
     rows = np.arange(start, min(start + block, n))
     scores = emb[rows] @ emb.T
-    scores[np.arange(rows.size), rows] = -np.inf
-    order = np.argsort(-scores, axis=1, kind='stable')[:, :-1]  # self is last; stable = lower index first
+    scores[np.arange(rows.size), rows] = 0.0  # the reference's self-similarity; q keeps its place
+    order = np.argsort(-scores, axis=1, kind='stable')
     positive = video[order] == video[rows, None]
-    keep = positive.any(axis=1)
-    ap, auc = _ranking_ap(positive[keep])
-    aps.append(ap)
-    aucs.append(auc)
-    top1.append(positive[keep, 0])
-    same = keep & positive[:, 0]
-    jitter.append(np.abs(frame_ids[rows[same]] - frame_ids[order[same, 0]]))
-  aps, top1 = np.concatenate(aps), np.concatenate(top1)
-  if aps.size == 0:
-    raise ValueError('no video has two or more frames: re-identification is undefined')
-  jitter = np.concatenate(jitter)
+    aucs.append(_trapezoid_auc(positive, video_size[video[rows]]))
+    top1.append(positive[:, 0])
+    jitter.append(np.abs(frame_ids[rows[positive[:, 0]]] - frame_ids[order[positive[:, 0], 0]]))
+    others = order != rows[:, None]  # the same ranking with q removed
+    aps.append(_average_precision(positive[others].reshape(rows.size, n - 1)))
+  aps, jitter = np.concatenate(aps), np.concatenate(jitter)
+  has_other = ~np.isnan(aps)
   return {
-      'reid_map': float(aps.mean()),
-      'reid_auc': float(np.concatenate(aucs).mean()),
-      'top1': float(top1.mean()),
+      'reid_map': float(np.concatenate(aucs).mean()),
+      'top1': float(np.concatenate(top1).mean()),
       'frame_jitter': float(jitter.mean()) if jitter.size else float('nan'),
-      'num_queries': int(aps.size),
+      'reid_ap_self_excluded': float(aps[has_other].mean()) if has_other.any() else float('nan'),
+      'num_queries': int(n),
   }
 
 

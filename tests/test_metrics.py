@@ -92,7 +92,9 @@ def test_viewpoint_errors_wrap_azimuth():
 #   q2: e1 e3(B) e0 e4    -> AP .5, top-1 wrong; AUC .25
 #   q3: e2(B) e1 e0 e4    -> AP 1,  top-1 right, jitter |3-0| = 3; AUC 0
 #   q4: no positive       -> left out.
-# mAP .75, top-1 .5, jitter 4, AUC .125.
+# Reference Re-ID mAP (self at similarity 0, kept in the ranking, trapezoid AUC) worked out by hand: per query
+# 0.2917, 0.3333, 0.3333, 0.2083, 0.25 -> 0.28333; top-1 2/5 (queries 0 and 3), jitter (5 + 3) / 2;
+# self-excluded AP (1 + .5 + .5 + 1) / 4 (query 4's video has no other frame).
 REID_EMB = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1], [-1, 0]], np.float32)
 REID_VIDEOS = np.array(['A', 'A', 'B', 'B', 'C'])
 REID_FRAMES = np.array([0, 5, 0, 3, 7])
@@ -101,45 +103,64 @@ REID_FRAMES = np.array([0, 5, 0, 3, 7])
 @pytest.mark.parametrize('block', [1, 2, 256])
 def test_reid_metrics_hand_case(block):
   got = metrics.reid_metrics(REID_EMB * 3, REID_VIDEOS, REID_FRAMES, block=block)
-  assert got['num_queries'] == 4
-  assert got['reid_map'] == pytest.approx(0.75)
-  assert got['top1'] == pytest.approx(0.5)
+  assert got['num_queries'] == 5
+  assert got['reid_map'] == pytest.approx((0.5 * (2 / 3 + 0.5) / 2 + 2 * (0.125 + 0.5 * (0.5 + 1 / 3) / 2)
+                                           + 0.5 * (0.5 + 1 / 3) / 2 + 0.25) / 5)
+  assert got['reid_map'] == pytest.approx(0.28333, abs=1e-4)
+  assert got['top1'] == pytest.approx(0.4)
   assert got['frame_jitter'] == pytest.approx(4.0)
-  assert got['reid_auc'] == pytest.approx(0.125)
+  assert got['reid_ap_self_excluded'] == pytest.approx(0.75)
 
 
-def test_reid_metrics_random_against_loop():
+def _reference_reid_loop(e, videos, frames):
+  """The reference's formula, one query at a time: self at similarity 0 and in the ranking, positives
+  include the query, sklearn.metrics.auc(recall, precision) == np.trapezoid(precision, recall)."""
+  n = len(e)
+  aucs, top1, jitter, aps = [], [], [], []
+  for q in range(n):
+    sims = e @ e[q]
+    sims[q] = 0.0
+    ranked = sorted(range(n), key=lambda j: (-sims[j], j))
+    rel = np.array([videos[j] == videos[q] for j in ranked])
+    hits = np.cumsum(rel)
+    aucs.append(np.trapezoid(hits / np.arange(1, n + 1), hits / rel.sum()))
+    top1.append(rel[0])
+    if rel[0]:
+      jitter.append(abs(frames[q] - frames[ranked[0]]))
+    rest = np.array([videos[j] == videos[q] for j in ranked if j != q])
+    if rest.any():
+      aps.append((np.cumsum(rest) / np.arange(1, n))[rest].mean())
+  return np.mean(aucs), np.mean(top1), np.mean(jitter), np.mean(aps)
+
+
+@pytest.mark.parametrize('ties', [False, True])
+def test_reid_metrics_random_against_the_reference_loop(ties):
   rng = np.random.default_rng(1)
   emb = rng.normal(size=(40, 6))
+  if ties:  # repeated embeddings (and orthogonal ones, tying with the self-similarity 0) test the tie order
+    emb[10:20] = emb[0]
+    emb[20:23] = np.array([0.0, 0, 0, 0, 0, 1]) * [[1], [2], [3]]
+    emb[23:26] = np.array([0.0, 0, 0, 0, 1, 0])
   videos, frames = rng.integers(0, 6, 40), rng.integers(0, 100, 40)
   got = metrics.reid_metrics(emb, videos, frames, block=7)
   e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-  aps, aucs, top1, jitter = [], [], [], []
-  for i in range(40):
-    others = [j for j in range(40) if j != i]
-    ranked = sorted(others, key=lambda j: (-(e[i] @ e[j]), j))
-    rel = np.array([videos[j] == videos[i] for j in ranked])
-    if not rel.any():
-      continue
-    prec = np.cumsum(rel) / np.arange(1, len(rel) + 1)
-    rec = np.cumsum(rel) / rel.sum()
-    aps.append(prec[rel].mean())
-    aucs.append(np.trapezoid(prec, rec))
-    top1.append(rel[0])
-    if rel[0]:
-      jitter.append(abs(frames[i] - frames[ranked[0]]))
-  assert got['num_queries'] == len(aps)
-  assert got['reid_map'] == pytest.approx(np.mean(aps))
-  assert got['reid_auc'] == pytest.approx(np.mean(aucs))
-  assert got['top1'] == pytest.approx(np.mean(top1))
-  assert got['frame_jitter'] == pytest.approx(np.mean(jitter))
+  auc, top1, jitter, ap = _reference_reid_loop(e.astype(np.float32), videos, frames)
+  assert got['num_queries'] == 40
+  assert got['reid_map'] == pytest.approx(auc)
+  assert got['top1'] == pytest.approx(top1)
+  assert got['frame_jitter'] == pytest.approx(jitter)
+  assert got['reid_ap_self_excluded'] == pytest.approx(ap)
 
 
 def test_reid_metrics_bad_input():
   with pytest.raises(ValueError, match='video_ids'):
     metrics.reid_metrics(REID_EMB, REID_VIDEOS[:3], REID_FRAMES)
-  with pytest.raises(ValueError, match='two or more frames'):
-    metrics.reid_metrics(REID_EMB[:3], ['a', 'b', 'c'], [0, 1, 2])
+  with pytest.raises(ValueError, match='N >= 2'):
+    metrics.reid_metrics(REID_EMB[:1], ['a'], [0])
+  # One frame per video: the reference's score is still defined (the query is its video's only positive),
+  # the self-excluded AP is not.
+  got = metrics.reid_metrics(REID_EMB[:3], ['a', 'b', 'c'], [0, 1, 2])
+  assert 0 < got['reid_map'] < 1 and np.isnan(got['reid_ap_self_excluded'])
 
 
 def test_knn_accuracy_and_nn_category_accuracy():
