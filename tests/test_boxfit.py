@@ -125,19 +125,36 @@ def test_symmetric_iou():
   assert sym[1] > iou.box_iou_3d(fitted[1], gt) + 0.01
 
 
-def test_bad_input_raises():
+def test_bad_input_raises_or_is_reported_per_query():
   query = _view(QUERY_CAMERA)
   flat_box = boxfit.box_2d(query[1]) * [1, 1, 0, 1] + [0, 0, 0.2, 0]  # u_max < u_min
-  with pytest.raises(ValueError, match='query_box'):
+  with pytest.raises(ValueError, match='empty 2d box'):
     boxfit.fit_boxes(*query, flat_box, query[2], query[3], PROJECTION)
-  with pytest.raises(ValueError, match='query_plane_normal'):
+  with pytest.raises(ValueError, match='zero plane normal'):
     boxfit.fit_boxes(*query, boxfit.box_2d(query[1]), query[2], np.zeros(3), PROJECTION)
   # A plane 5 m up: the camera is below it, looking down, so the centre ray meets it behind the camera.
-  with pytest.raises(ValueError, match='misses the raised query plane'):
-    boxfit.fit_boxes(*query, boxfit.box_2d(query[1]), query[2] + 5 * query[3], query[3], PROJECTION)
+  raised = query[2] + 5 * query[3]
+  with pytest.raises(ValueError, match='ray misses plane'):
+    boxfit.fit_boxes(*query, boxfit.box_2d(query[1]), raised, query[3], PROJECTION)
   # A plane along the centre ray.
   sideways = np.cross(query[0][0], query[3])
-  with pytest.raises(ValueError, match='misses the raised query plane'):
+  with pytest.raises(ValueError, match='ray misses plane'):
     boxfit.fit_boxes(*query, boxfit.box_2d(query[1]), query[2], sideways, PROJECTION)
   with pytest.raises(ValueError, match=r'\[\.\.\., 9, 3\]'):
     boxfit.fit_boxes(query[0][:8], *query[1:], boxfit.box_2d(query[1]), query[2], query[3], PROJECTION)
+  with pytest.raises(ValueError, match='on_failure'):
+    boxfit.fit_boxes(*query, boxfit.box_2d(query[1]), query[2], query[3], PROJECTION, on_failure='nan')
+  # Batched with on_failure='report': NaN and a reason for each bad query, the good one fitted as alone.
+  n = 5
+  stack = lambda x: np.stack([x] * n)
+  boxes = stack(boxfit.box_2d(query[1]))
+  boxes[1] = flat_box
+  centres, normals = stack(query[2]), stack(query[3])
+  normals[2] = 0.0
+  centres[3] = raised
+  normals[4] = sideways
+  fitted, reason = boxfit.fit_boxes(*(stack(x) for x in query), boxes, centres, normals, PROJECTION,
+                                    on_failure='report')
+  assert list(reason) == ['', 'empty_2d_box', 'zero_plane_normal', 'ray_misses_plane', 'ray_misses_plane']
+  assert np.isnan(fitted[1:]).all()
+  np.testing.assert_allclose(fitted[0], _fit(query, query), atol=1e-12)
