@@ -1,37 +1,32 @@
-"""The paper's evaluation (DESIGN.md section 5): 1-NN search on device, zero-shot 9-DoF box fitting,
+"""The paper's evaluation (shared/DESIGN.md section 5): 1-NN search on device, zero-shot 9-DoF box fitting,
 category accuracy and re-identification; writes Tables 1 and 2 and the raw per-query results.
 
-Gallery = training split, queries = the held-out split (split by video, so neighbours come from other
-videos). Each embedding method gives one 1-NN per query; the neighbour's 3D box is fitted into the query's
-camera (`boxfit`) and scored by exact 3D IoU against the query's ground truth.
+Gallery = training split, queries = the test split (split by video, and on the synthetic default by object
+instance, so neighbours come from other videos of other objects); validation videos are neither. Each method
+(`neighbours`) picks one training frame per query; its 3D box is fitted into the query's camera (`boxfit`) and
+scored by exact 3D IoU against the query's ground truth. Metrics follow the reference's definitions, so that
+numbers can be set beside the paper's; better-behaved variants are extra, named columns.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Callable
 
 import numpy as np
 from absl import logging
 
+from input_pipeline.formats import geometry
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.loader import datasets
-from input_pipeline.store import frame_store
-from input_pipeline.store import ingest
-from siampose_jax import boxfit, checkpointing, convert, embedding, knn, metrics, reports
-from siampose_jax import sharding
-from siampose_jax.iou import box_iou_3d
+from input_pipeline.store import frame_store, ingest
+from siampose_jax import boxfit, checkpointing, convert, embedding, knn, metrics, reports, sharding
+from siampose_jax import neighbours as nb
 from siampose_jax import step as step_lib
+from siampose_jax.iou import box_iou_3d
 from siampose_jax.models import simsiam
 
 GALLERY_FRACTIONS = (0.1, 0.01)
-
-
-@dataclasses.dataclass
-class Method:
-  name: str
-  neighbours: Callable[[np.ndarray], np.ndarray]  # gallery mask [G] -> 1-NN gallery index per query [Q]
-  embeddings: tuple[np.ndarray, np.ndarray] | None = None  # (gallery, queries) for Table 2
+# A failed fit counts as the worst viewpoint error in the mean errors (and is also counted on its own).
+FAILED_AZIMUTH_ERROR, FAILED_ELEVATION_ERROR = 180.0, 90.0
 
 
 def _variables_for(config, workdir, model, mesh):
@@ -63,57 +58,33 @@ def _random_variables(config, model, mesh):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
-def gallery_subset(gallery: dict, fraction: float, seed: int) -> np.ndarray:
-  """Mask keeping `fraction` of the training videos of each category (at least one per category)."""
-  rng = np.random.default_rng(seed)
-  keep = np.zeros(len(gallery['category']), bool)
-  for c in np.unique(gallery['category']):
-    videos = np.unique(gallery['video'][gallery['category'] == c])
-    n = max(1, int(round(fraction * len(videos))))
-    keep |= np.isin(gallery['video'], rng.choice(videos, n, replace=False))
-  return keep
-
-
-def _embedding_method(name, g_emb, q_emb, mesh, chunk):
-  def neighbours(mask):
-    idx = np.flatnonzero(mask)
-    _, nn = knn.knn(q_emb, g_emb[idx], k=1, mesh=mesh, chunk_size=chunk)
-    return idx[nn[:, 0]]
-  return Method(name, neighbours, (g_emb, q_emb))
-
-
-def _random_method(name, gallery, queries, seed, in_category):
-  def neighbours(mask):
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(queries['category']), np.int64)
-    for i, c in enumerate(queries['category']):
-      pool = np.flatnonzero(mask & (gallery['category'] == c)) if in_category else np.flatnonzero(mask)
-      out[i] = rng.choice(pool)
-    return out
-  return Method(name, neighbours)
-
-
 def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple[str, ...] = ()) -> dict:
-  """Zero-shot box fitting of each query from its neighbour; per-query IoU and viewpoint errors.
+  """Zero-shot box fitting of each query from its neighbour; per-query IoU, viewpoint errors, failures.
 
-  A fit whose centre ray misses the query's raised ground plane scores IoU 0 (NaN viewpoint errors) and
-  is counted in 'failed'.
+  A query that cannot be fitted (see `boxfit.FAILURES`, plus 'box_behind_camera' when the query's own box
+  centre is behind its camera) scores IoU 0 and the worst viewpoint errors, and its reason is returned.
   """
-  query_box = boxfit.box_2d(queries['point_2d'][..., :2])
-  fitted = boxfit.fit_boxes(gallery['point_3d'][nn], gallery['point_2d'][nn], gallery['plane_center'][nn],
-                            gallery['plane_normal'][nn], query_box, queries['plane_center'],
-                            queries['plane_normal'], queries['projection'], on_failure='nan')
-  ok = np.isfinite(fitted).all(axis=(-1, -2))
+  query_box = boxfit.box_2d(queries['point_2d'][..., :2], clip=True)
+  image_size = queries['image_hw'][:, ::-1] if 'image_hw' in queries else (geometry.IMAGE_WIDTH,
+                                                                             geometry.IMAGE_HEIGHT)
+  fitted, reason = boxfit.fit_boxes(
+      gallery['point_3d'][nn], gallery['point_2d'][nn], gallery['plane_center'][nn],
+      gallery['plane_normal'][nn], query_box, queries['plane_center'], queries['plane_normal'],
+      queries['projection'], image_size=image_size, on_failure='report')
+  behind = ~(queries['point_2d'][:, 0, 2] > 0)
+  reason = np.where(behind & (reason == ''), 'box_behind_camera', reason)
+  ok = reason == ''
   iou = np.zeros(len(nn))
-  azimuth, elevation = np.full(len(nn), np.nan), np.full(len(nn), np.nan)
-  iou[ok] = box_iou_3d(fitted[ok], queries['point_3d'][ok])
-  sym = ok & np.isin(np.asarray(CATEGORIES)[queries['category']], symmetric)
-  if sym.any():
-    iou[sym] = boxfit.symmetric_iou(fitted[sym], queries['point_3d'][sym])
+  azimuth = np.full(len(nn), FAILED_AZIMUTH_ERROR)
+  elevation = np.full(len(nn), FAILED_ELEVATION_ERROR)
   if ok.any():
+    iou[ok] = box_iou_3d(fitted[ok], queries['point_3d'][ok])
+    sym = ok & np.isin(np.asarray(CATEGORIES)[queries['category']], symmetric)
+    if sym.any():
+      iou[sym] = boxfit.symmetric_iou(fitted[sym], queries['point_3d'][sym])
     azimuth[ok], elevation[ok] = metrics.viewpoint_errors(fitted[ok], queries['point_3d'][ok])
   return {'iou': iou, 'azimuth_error': azimuth, 'elevation_error': elevation, 'neighbour': nn,
-          'fitted': fitted, 'failed': int((~ok).sum())}
+          'fitted': fitted, 'failure': reason, 'failed': int((~ok).sum())}
 
 
 def per_category_ap(iou: np.ndarray, category: np.ndarray) -> dict[str, float]:
@@ -124,17 +95,36 @@ def per_category_ap(iou: np.ndarray, category: np.ndarray) -> dict[str, float]:
   return row
 
 
+def objectron_ap_curves(iou: np.ndarray, category: np.ndarray, scores: np.ndarray | None):
+  """Objectron's AP at 21 IoU thresholds per category (detections ranked by `scores`, e.g. the 1-NN
+  similarity; in query order without), and their mean over categories: (thresholds, {name: ap [21]})."""
+  curves = {}
+  for i, c in enumerate(CATEGORIES):
+    sel = category == i
+    if sel.any():
+      thresholds, curves[c] = metrics.objectron_ap_curve(iou[sel], None if scores is None else scores[sel])
+  curves['mean'] = np.mean([curves[c] for c in CATEGORIES if c in curves], axis=0)
+  return metrics.OBJECTRON_THRESHOLDS, curves
+
+
+def _table1_row(name: str, res: dict, queries: dict) -> dict:
+  return {'method': name, **per_category_ap(res['iou'], queries['category']), 'failed_fits': res['failed'],
+          'azimuth_error': float(res['azimuth_error'].mean()),
+          'elevation_error': float(res['elevation_error'].mean())}
+
+
 def evaluate(config, workdir: str) -> dict[str, str]:
   """Runs every method and baseline on the frame store of `config.data`; returns the written files."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
   os.makedirs(workdir, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices or None)
   store = frame_store.open_store(ingest.prepare_store(config.data))
-  split = ingest.query_split(store)
+  if not store.has_frames('test'):
+    raise ValueError(f'frame store {store.path} has no test frames to evaluate on')
   gallery = datasets.config_eval_arrays(store, 'train', config.data)
-  queries = datasets.config_eval_arrays(store, split, config.data)
-  logging.info('evaluation: %d gallery frames (train) x %d queries (%s)', len(gallery['image']),
-               len(queries['image']), split)
+  queries = datasets.config_eval_arrays(store, 'test', config.data)
+  logging.info('evaluation: %d gallery frames (train) x %d queries (test)', len(gallery['image']),
+               len(queries['image']))
 
   model = step_lib.make_model(config)
   chunk = config.eval.knn_chunk
@@ -145,49 +135,57 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     g, q = (embedding.embed_images(fn, variables, x['image'], mesh, config.eval.batch_size,
                                    desc=f'embedding {what} ({name})')
             for what, x in (('gallery', gallery), ('queries', queries)))
-    return _embedding_method(name, g, q, mesh, chunk)
+    return nb.embedding_method(name, g, q, mesh=mesh, chunk_size=chunk)
 
   primary, variables = _variables_for(config, workdir, model, mesh)
-  methods = [embedding_method(primary, variables)]
+  embedded = [embedding_method(primary, variables)]
   if primary != 'Random embeddings':
-    methods.append(embedding_method('Random embeddings', _random_variables(config, model, mesh)))
+    embedded.append(embedding_method('Random embeddings', _random_variables(config, model, mesh)))
   if config.eval.imagenet_weights and primary != 'ImageNet embeddings':
     # The torchvision ResNet-50 baseline beside this run's own model, on the same crops.
     net = simsiam.SimSiam(backbone='resnet50', width=64, stem='imagenet', use_predictor=False)
-    methods.append(embedding_method('ImageNet embeddings', _imagenet_variables(config.eval.imagenet_weights),
-                                    net))
-  methods.append(_random_method('Random fit', gallery, queries, config.seed, in_category=False))
-  methods.append(_random_method('Random in-category fit', gallery, queries, config.seed, in_category=True))
-
+    embedded.append(embedding_method('ImageNet embeddings',
+                                     _imagenet_variables(config.eval.imagenet_weights), net))
   symmetric = tuple(config.eval.symmetric_categories)
+  methods = embedded + [
+      nb.random_method('Random fit', gallery['category'], queries['category'], config.seed, in_category=False),
+      nb.random_method('Random in-category fit', gallery['category'], queries['category'], config.seed,
+                       in_category=True),
+      nb.oracle_method(gallery, queries, symmetric)]
+  methods += [nb.within_category_method(m, gallery['category'], queries['category'], mesh=mesh, chunk_size=chunk)
+              for m in embedded]
+
   full = np.ones(len(gallery['category']), bool)
   table1, table2, written = [], [], {}
   for m in methods:
-    res = fit_and_score(gallery, queries, m.neighbours(full), symmetric)
-    row = {'method': m.name, **per_category_ap(res['iou'], queries['category'])}
-    table1.append(row)
-    logging.info('%s: 3D AP@0.5 overall %.3f (%d of %d fits failed: ray misses the raised plane)', m.name,
-                 row['overall'], res['failed'], len(res['iou']))
+    nn, score = m.neighbours(full)
+    res = fit_and_score(gallery, queries, nn, symmetric)
+    table1.append(_table1_row(m.name, res, queries))
+    logging.info('%s: 3D AP@0.5 overall %.3f (%d of %d fits failed)', m.name, table1[-1]['overall'],
+                 res['failed'], len(nn))
     if m.embeddings is not None:
       reid = metrics.reid_metrics(m.embeddings[1], queries['video'], queries['frame_id'])
+      _, curves = objectron_ap_curves(res['iou'], queries['category'], score)
       table2.append({
-          'method': m.name, 'overall_3d_ap': row['overall'], 'reid_map': reid['reid_map'],
-          'classif_acc': 100 * metrics.knn_accuracy(gallery['category'][res['neighbour']], queries['category']),
-          'reid_top1': reid['top1'], 'frame_jitter': reid['frame_jitter']})
+          'method': m.name, 'overall_3d_ap': table1[-1]['overall'],
+          'classif_acc': 100 * metrics.knn_accuracy(gallery['category'][nn], queries['category']),
+          'reid_map': reid['reid_map'], 'reid_ap_self_excluded': reid['reid_ap_self_excluded'],
+          'reid_top1': reid['top1'], 'frame_jitter': reid['frame_jitter'],
+          'objectron_ap50': float(curves['mean'][np.argmin(np.abs(metrics.OBJECTRON_THRESHOLDS - 0.5))])})
     if m.name == primary:
-      written.update(_write_primary_details(workdir, gallery, queries, res))
+      written.update(_write_primary_details(workdir, store, gallery, queries, m, res, score))
       written.update(_write_retrieval_modes(workdir, gallery, queries, *m.embeddings, mesh, symmetric))
       for frac in GALLERY_FRACTIONS:
-        sub = fit_and_score(gallery, queries, m.neighbours(gallery_subset(gallery, frac, config.seed)),
-                            symmetric)
-        table1.append({'method': f'{m.name} ({frac:.0%} of videos)',
-                       **per_category_ap(sub['iou'], queries['category'])})
+        mask, kept = nb.gallery_subset(gallery['video'], frac, config.seed)
+        sub = fit_and_score(gallery, queries, m.neighbours(mask)[0], symmetric)
+        table1.append(_table1_row(f'{m.name} ({frac:.0%} of videos: {kept} of '
+                                  f'{len(np.unique(gallery["video"]))})', sub, queries))
   written.update(reports.write_tables(workdir, table1, table2, categories=CATEGORIES))
   return written
 
 
 def _write_retrieval_modes(workdir, gallery, queries, g_emb, q_emb, mesh, symmetric) -> dict[str, str]:
-  """The poster's two retrieval settings over every frame (train + held-out), self always excluded:
+  """The poster's two retrieval settings over every frame (train + test), self always excluded:
   'entire dataset' (neighbours mostly come from the query's own video) vs 'other videos only'."""
   pool = {k: np.concatenate([gallery[k], queries[k]]) for k in ('point_3d', 'point_2d', 'plane_center',
                                                                  'plane_normal', 'category')}
@@ -209,19 +207,46 @@ def _write_retrieval_modes(workdir, gallery, queries, g_emb, q_emb, mesh, symmet
                                                  title='3D AP@0.5 by retrieval setting', fmt='{:.3f}')}
 
 
-def _write_primary_details(workdir, gallery, queries, res) -> dict[str, str]:
-  """Raw per-query results, Objectron's AP curve and the 'entire dataset' vs 'other videos' retrieval."""
-  rows = [{'video_id': queries['video_ids'][queries['video'][i]], 'frame_id': int(queries['frame_id'][i]),
-           'category': CATEGORIES[queries['category'][i]],
-           'neighbour_video_id': gallery['video_ids'][gallery['video'][res['neighbour'][i]]],
-           'neighbour_frame_id': int(gallery['frame_id'][res['neighbour'][i]]), 'iou': float(res['iou'][i]),
-           'azimuth_error': float(res['azimuth_error'][i]), 'elevation_error': float(res['elevation_error'][i])}
-          for i in range(len(res['iou']))]
-  thresholds, ap = metrics.objectron_ap_curve(res['iou'])
-  curve = [{'iou_threshold': float(t), 'ap': float(a)} for t, a in zip(thresholds, ap)]
+def _write_primary_details(workdir, store, gallery, queries, method, res, score) -> dict[str, str]:
+  """Per-query results, the embeddings and fits (for users' own analysis and the figures), and Objectron's
+  AP curves of the primary method."""
+  def names(x):
+    return x['video_ids'][x['video']]
+
+  q_video, g_video = names(queries), names(gallery)
+  nn = res['neighbour']
+  rows = [{'video_id': q_video[i], 'frame_id': int(queries['frame_id'][i]),
+           'category': CATEGORIES[queries['category'][i]], 'neighbour_video_id': g_video[nn[i]],
+           'neighbour_frame_id': int(gallery['frame_id'][nn[i]]), 'similarity': float(score[i]),
+           'iou': float(res['iou'][i]), 'azimuth_error': float(res['azimuth_error'][i]),
+           'elevation_error': float(res['elevation_error'][i]), 'failure': str(res['failure'][i])}
+          for i in range(len(nn))]
+  g_emb, q_emb = method.embeddings
+  embeddings_npz = os.path.join(workdir, 'eval_embeddings.npz')
+  np.savez(embeddings_npz, method=method.name, store=store.path, split='test',
+           embeddings=q_emb.astype(np.float32), video_id=q_video, frame_index=queries['frame_id'],
+           category=np.asarray(CATEGORIES)[queries['category']], record=queries['record'],
+           gallery_embeddings=g_emb.astype(np.float32), gallery_video_id=g_video,
+           gallery_frame_index=gallery['frame_id'], gallery_category=np.asarray(CATEGORIES)[gallery['category']],
+           gallery_record=gallery['record'])
+  fits_npz = os.path.join(workdir, 'eval_fits.npz')
+  projected = geometry.project_points(np.nan_to_num(res['fitted']), queries['projection'][:, None])
+  np.savez(fits_npz, method=method.name, neighbour=nn, similarity=score, iou=res['iou'],
+           failure=res['failure'], fitted_point_3d=res['fitted'],
+           fitted_point_2d=np.where(np.isnan(res['fitted']), np.nan, projected),
+           point_3d=queries['point_3d'], point_2d=queries['point_2d'],
+           neighbour_point_2d=gallery['point_2d'][nn], neighbour_point_3d=gallery['point_3d'][nn])
+  thresholds, curves = objectron_ap_curves(res['iou'], queries['category'], score)
+  curve_rows = [{'iou_threshold': float(t), **{c: float(a[k]) for c, a in curves.items()}}
+                for k, t in enumerate(thresholds)]
+  failed = int(res['failed'])
   return {
       'per_query_csv': reports.write_csv(os.path.join(workdir, 'eval_per_query.csv'), rows, list(rows[0])),
-      'ap_curve_csv': reports.write_csv(os.path.join(workdir, 'ap_curve.csv'), curve, ['iou_threshold', 'ap']),
-      'ap_curve_png': reports.plot_ap_curve(os.path.join(workdir, 'ap_curve.png'), thresholds, ap,
-                                            np.nanmean(res['azimuth_error']), np.nanmean(res['elevation_error'])),
+      'embeddings_npz': embeddings_npz, 'fits_npz': fits_npz,
+      'ap_curve_csv': reports.write_csv(os.path.join(workdir, 'ap_curve.csv'), curve_rows,
+                                        ['iou_threshold'] + list(curves)),
+      'ap_curve_png': reports.plot_ap_curve(
+          os.path.join(workdir, 'ap_curve.png'), thresholds, curves,
+          f'azimuth err {res["azimuth_error"].mean():.1f}°, elevation err {res["elevation_error"].mean():.1f}° '
+          f'({failed} failed fits counted as {FAILED_AZIMUTH_ERROR:.0f}°/{FAILED_ELEVATION_ERROR:.0f}°)'),
   }

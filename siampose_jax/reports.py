@@ -27,12 +27,14 @@ def write_csv(path: str, rows: list[dict], columns: list[str] | None = None) -> 
 
 
 def write_markdown(path: str, rows: list[dict], columns: list[str], title: str = '',
-                   fmt: str = '{:.2f}') -> str:
+                   fmt: str = '{:.2f}', notes: list[str] = ()) -> str:
   def cell(v):
     return fmt.format(v) if isinstance(v, float) else str(v)
   lines = [f'# {title}', ''] if title else []
   lines += ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
   lines += ['| ' + ' | '.join(cell(r.get(c, '')) for c in columns) + ' |' for r in rows]
+  if notes:
+    lines += [''] + list(notes)
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   return path
@@ -61,35 +63,64 @@ def training_reports(workdir: str) -> dict[str, str]:
 
 
 TABLE1_TITLE = 'Table 1: zero-shot 9-DoF box fitting, 3D AP@0.5 (fraction of queries with 3D IoU > 0.5)'
+TABLE1_EXTRA = {'failed_fits': 'Failed fits', 'azimuth_error': 'Azimuth err. (°)',
+                'elevation_error': 'Elevation err. (°)'}
+TABLE1_NOTES = ('Rows marked "uses the label" pick neighbours among the query\'s own category (the oracle '
+                'ceiling and the within-category diagnostics). Viewpoint errors count a failed fit as '
+                '180° / 90°.',)
 TABLE2_TITLE = 'Table 2: classification accuracy (%), 3D mAP (overall AP@0.5) and Re-ID mAP'
 TABLE2_COLUMNS = {'method': 'Method', 'classif_acc': 'Classif. Acc.', 'overall_3d_ap': '3D mAP',
-                  'reid_map': 'Re-ID mAP', 'reid_top1': 'Re-ID top-1', 'frame_jitter': 'Top-1 frame jitter'}
+                  'reid_map': 'Re-ID mAP', 'reid_ap_self_excluded': 'Re-ID AP (self excluded)',
+                  'reid_top1': 'Re-ID top-1', 'frame_jitter': 'Top-1 frame jitter',
+                  'objectron_ap50': 'Objectron AP@0.5'}
+TABLE2_NOTES = ('Re-ID mAP is the reference code\'s definition (query at similarity 0, kept in its ranking; '
+                'trapezoidal area under recall/precision), comparable with the paper; Re-ID AP (self '
+                'excluded) is the standard average precision. Objectron AP@0.5: Objectron\'s '
+                'interpolated AP at IoU 0.5 with the 1-NN similarity as detection score, mean over '
+                'categories.',)
+# Rows that do not depend on the trained model (the same for every run on the same data and seed).
+BASELINES = ('Random fit', 'Random in-category fit', 'Nearest true viewpoint (oracle)', 'Random embeddings',
+             'ImageNet embeddings')
 
 
-def write_tables(workdir: str, table1: list[dict], table2: list[dict], categories) -> dict[str, str]:
-  """table1.{md,csv}: one row per method, per-category AP@0.5 + overall; table2.{md,csv}: Table 2 layout."""
-  cols1 = ['method'] + [c for c in categories if any(c in r for r in table1)] + ['overall']
+def write_tables(workdir: str, table1: list[dict], table2: list[dict], categories,
+                 notes: tuple[str, ...] = ()) -> dict[str, str]:
+  """table1.{md,csv}: one row per method, per-category AP@0.5 + overall (+ fit failures and viewpoint
+  errors); table2.{md,csv}: the paper's Table 2 columns, then extra, named ones."""
+  cols1 = (['method'] + [c for c in categories if any(c in r for r in table1)] + ['overall']
+           + [k for k in TABLE1_EXTRA if any(k in r for r in table1)])
+  names1 = {'method': 'method', **TABLE1_EXTRA}
+  renamed1 = [{names1.get(k, k): v for k, v in r.items()} for r in table1]
   out = {
       'table1_csv': write_csv(os.path.join(workdir, 'table1.csv'), table1, cols1),
-      'table1_md': write_markdown(os.path.join(workdir, 'table1.md'), table1, cols1, TABLE1_TITLE),
+      'table1_md': write_markdown(os.path.join(workdir, 'table1.md'), renamed1,
+                                  [names1.get(c, c) for c in cols1], TABLE1_TITLE,
+                                  notes=TABLE1_NOTES + tuple(notes)),
   }
   if table2:
-    renamed = [{TABLE2_COLUMNS[k]: v for k, v in r.items()} for r in table2]
-    cols2 = list(TABLE2_COLUMNS.values())
-    out['table2_csv'] = write_csv(os.path.join(workdir, 'table2.csv'), table2, list(TABLE2_COLUMNS))
-    out['table2_md'] = write_markdown(os.path.join(workdir, 'table2.md'), renamed, cols2, TABLE2_TITLE)
+    cols2 = [k for k in TABLE2_COLUMNS if k in ('method', 'classif_acc', 'overall_3d_ap', 'reid_map')
+             or any(k in r for r in table2)]
+    renamed = [{TABLE2_COLUMNS[k]: v for k, v in r.items() if k in TABLE2_COLUMNS} for r in table2]
+    out['table2_csv'] = write_csv(os.path.join(workdir, 'table2.csv'), table2, cols2)
+    out['table2_md'] = write_markdown(os.path.join(workdir, 'table2.md'), renamed,
+                                      [TABLE2_COLUMNS[k] for k in cols2], TABLE2_TITLE,
+                                      notes=TABLE2_NOTES + tuple(notes))
   return out
 
 
-def plot_ap_curve(path: str, thresholds, ap, azimuth_error: float, elevation_error: float) -> str:
-  """Objectron-style AP vs 3D IoU threshold, with the mean viewpoint errors in the title."""
-  fig, ax = plt.subplots(figsize=(4.5, 3.2))
-  ax.plot(thresholds, ap, marker='.')
+def plot_ap_curve(path: str, thresholds, curves: dict, title: str) -> str:
+  """Objectron-style AP vs 3D IoU threshold: the mean over categories bold, each category thin."""
+  fig, ax = plt.subplots(figsize=(5.0, 3.4))
+  for name, ap in curves.items():
+    if name != 'mean':
+      ax.plot(thresholds, ap, lw=0.8, alpha=0.6, label=name)
+  ax.plot(thresholds, curves['mean'], 'k', lw=2, marker='.', label='mean')
   ax.set_xlabel('3D IoU threshold')
   ax.set_ylabel('AP')
   ax.set_ylim(0, 1.02)
   ax.grid(alpha=0.3)
-  ax.set_title(f'azimuth err {azimuth_error:.1f}°, elevation err {elevation_error:.1f}°', fontsize=9)
+  ax.legend(fontsize=6, ncol=2)
+  ax.set_title(title, fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -108,22 +139,40 @@ def read_csv(path: str) -> list[dict]:
   return rows
 
 
+def _is_baseline(method: str) -> bool:
+  return any(method == b or method.startswith(b + ' (') for b in BASELINES)
+
+
 def combine_tables(workdirs: list[str], out_dir: str, categories) -> dict[str, str]:
   """One Table 1 and one Table 2 from several evaluated runs (e.g. nearby, distant, same-frame, NT-Xent,
-  TCN), as in the paper: each run's own rows, and the baseline rows (random fit, random embeddings, ...)
-  once, from the first run that has them, since they do not depend on the training."""
-  t1, t2, seen = [], [], set()
+  TCN), as in the paper. Each run's own rows are kept (named after the run when two runs share a name).
+  A baseline row (random fits, oracle, random/ImageNet embeddings) is kept once when it is identical in
+  every run that has it, which a note under the table says; runs whose baselines differ (other data or
+  seeds) keep theirs, each named after its run."""
+  tables = {'table1.csv': [], 'table2.csv': []}
   for w in workdirs:
-    for name, rows in (('table1.csv', t1), ('table2.csv', t2)):
+    for name, rows in tables.items():
       path = os.path.join(w, name)
       if not os.path.exists(path):
         raise FileNotFoundError(f'{path} not found: evaluate {w} first (--config.mode=eval)')
-      for r in read_csv(path):
-        if (name, r['method']) not in seen:
-          seen.add((name, r['method']))
-          rows.append(r)
+      rows.extend((os.path.basename(os.path.normpath(w)), r) for r in read_csv(path))
+  combined, notes = {}, []
+  for name, rows in tables.items():
+    out, seen = [], set()
+    for run, r in rows:
+      same_name = [x for _, x in rows if x['method'] == r['method']]
+      if _is_baseline(r['method']) and all(x == same_name[0] for x in same_name):
+        if r['method'] not in seen:
+          seen.add(r['method'])
+          out.append(r)
+          if len(same_name) > 1:
+            notes.append(f'"{r["method"]}" is identical in the {len(same_name)} runs that have it.')
+      else:
+        out.append(dict(r, method=f'{r["method"]} [{run}]') if len(same_name) > 1 else r)
+    combined[name] = out
   os.makedirs(out_dir, exist_ok=True)
-  return write_tables(out_dir, t1, t2, categories)
+  return write_tables(out_dir, combined['table1.csv'], combined['table2.csv'], categories,
+                      notes=tuple(sorted(set(notes))))
 
 
 def main(argv=None) -> None:

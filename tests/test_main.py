@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import distant
-from siampose_jax import checkpointing, evaluate, train
+from siampose_jax import checkpointing, evaluate, reports, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,17 +81,34 @@ def test_train_resume_and_evaluate(cache_dir, reference_run, tmp_path, monkeypat
   # Evaluation of the finished run writes Tables 1 and 2 with the baselines.
   written = evaluate.evaluate(config, ref_dir)
   for key in ('table1_md', 'table1_csv', 'table2_md', 'table2_csv', 'per_query_csv', 'ap_curve_csv',
-              'retrieval_md'):
+              'retrieval_md', 'embeddings_npz', 'fits_npz'):
     assert os.path.exists(written[key]), key
-  with open(written['table1_csv']) as f:
-    rows = f.read().splitlines()
-  methods = [r.split(',')[0] for r in rows[1:]]
-  assert methods == ['Our embeddings (distant pairs)', 'Our embeddings (distant pairs) (10% of videos)',
-                     'Our embeddings (distant pairs) (1% of videos)', 'Random embeddings', 'Random fit',
-                     'Random in-category fit']
-  assert rows[0].split(',')[-1] == 'overall'
-  with open(written['table2_md']) as f:
-    assert 'Re-ID mAP' in f.read()
+  table1 = reports.read_csv(written['table1_csv'])
+  n_train = len({r['video_id'] for r in _store_videos(config, 'train')})
+  ours = 'Our embeddings (distant pairs)'
+  assert [r['method'] for r in table1] == [
+      ours, f'{ours} (10% of videos: 1 of {n_train})', f'{ours} (1% of videos: 1 of {n_train})',
+      'Random embeddings', 'Random fit', 'Random in-category fit', 'Nearest true viewpoint (oracle)',
+      f'{ours} (1-NN within the true category; uses the label)',
+      'Random embeddings (1-NN within the true category; uses the label)']
+  assert list(table1[0])[-4:] == ['overall', 'failed_fits', 'azimuth_error', 'elevation_error']
+  # The Re-ID mAP of Table 2 is the reference's formula on the test embeddings the evaluation saved.
+  from tests.test_metrics import _reference_reid_loop
+  saved = np.load(written['embeddings_npz'])
+  test_videos = _store_videos(config, 'test')
+  assert len(saved['embeddings']) == sum(len(v['frame_ids']) for v in test_videos)
+  assert set(saved['video_id']) == {v['video_id'] for v in test_videos}
+  np.testing.assert_allclose(np.linalg.norm(saved['embeddings'], axis=1), 1.0, rtol=1e-5)
+  want_reid = _reference_reid_loop(saved['embeddings'], saved['video_id'], saved['frame_index'])[0]
+  table2 = reports.read_csv(written['table2_csv'])
+  assert table2[0]['method'] == ours and table2[0]['reid_map'] == pytest.approx(want_reid, rel=1e-6)
+  fits = np.load(written['fits_npz'])
+  np.testing.assert_allclose(fits['iou'], [r['iou'] for r in reports.read_csv(written['per_query_csv'])])
+
+
+def _store_videos(config, split):
+  from input_pipeline.store import frame_store, ingest
+  return frame_store.open_store(ingest.prepare_store(config.data)).videos(split)
 
 
 def _cli(*args, timeout=300):
