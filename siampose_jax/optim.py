@@ -40,7 +40,7 @@ def make_optimizer(config: ml_collections.ConfigDict, batch_size: int, total_ste
   def labels(params):
     flat = flax.traverse_util.flatten_dict(params)
     return flax.traverse_util.unflatten_dict(
-        {k: 'predictor' if k[0] == 'predictor' else 'rest' for k in flat})
+        {k: 'predictor' if k[0] in ('predictor', 'predictor2') else 'rest' for k in flat})
 
   tx = optax.multi_transform(
       {'rest': sgd(sched), 'predictor': sgd(learning_rate(config, batch_size))}, labels)

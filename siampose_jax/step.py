@@ -22,26 +22,31 @@ class TrainState:
   opt_state: Any
 
 
-OBJECTIVES = ('simsiam', 'ntxent', 'tcn')
+OBJECTIVES = ('simsiam', 'dual_simsiam', 'ntxent', 'tcn')
 
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
   """The loss on the per-view network outputs, and the batch views it takes (tcn: anchor, positive,
-  negative). NT-Xent and TCN act on the projector output z, as in the reference."""
+  negative; dual_simsiam: anchor, nearby and distant partners). NT-Xent and TCN act on the projector
+  output z, as in the reference; dual_simsiam is SimSiam with one head on nearby pairs and the other on
+  distant ones (the combined model)."""
   name: str = 'simsiam'
   temperature: float = 0.5   # ntxent
   margin: float = 0.2        # tcn
 
   @property
   def views(self) -> tuple[str, ...]:
-    return ('view1', 'view2', 'view3') if self.name == 'tcn' else ('view1', 'view2')
+    return ('view1', 'view2', 'view3') if self.name in ('tcn', 'dual_simsiam') else ('view1', 'view2')
 
   def __call__(self, outs: list[dict]) -> jax.Array:
     if self.name == 'ntxent':
       return objectives.ntxent_loss(outs[0]['z'], outs[1]['z'], self.temperature)
     if self.name == 'tcn':
       return objectives.triplet_loss(outs[0]['z'], outs[1]['z'], outs[2]['z'], self.margin)
+    if self.name == 'dual_simsiam':
+      return 0.5 * (objectives.simsiam_loss(outs[0]['p'], outs[1]['p'], outs[0]['z'], outs[1]['z'])
+                    + objectives.simsiam_loss(outs[0]['p2'], outs[2]['p2'], outs[0]['z2'], outs[2]['z2']))
     return objectives.simsiam_loss(outs[0]['p'], outs[1]['p'], outs[0]['z'], outs[1]['z'])
 
 
@@ -52,9 +57,13 @@ def make_objective(config) -> Objective:
     return Objective()
   if o.name not in OBJECTIVES:
     raise ValueError(f'config.objective.name={o.name!r}: expected one of {OBJECTIVES}')
-  if (o.name == 'tcn') != (config.data.pair_mode == 'tcn'):
-    raise ValueError(f'config.objective.name={o.name!r} with config.data.pair_mode='
-                     f'{config.data.pair_mode!r}: the tcn objective and the tcn triplets go together')
+  for objective, pair_mode in (('tcn', 'tcn'), ('dual_simsiam', 'nearby_distant')):
+    if (o.name == objective) != (config.data.pair_mode == pair_mode):
+      raise ValueError(f'config.objective.name={o.name!r} with config.data.pair_mode='
+                       f'{config.data.pair_mode!r}: the {objective} objective and {pair_mode} pairs go together')
+  if (o.name == 'dual_simsiam') != (config.model.get('heads', 1) == 2):
+    raise ValueError(f'config.objective.name={o.name!r} with config.model.heads={config.model.get("heads", 1)}: '
+                     'the dual_simsiam objective trains a model with 2 heads')
   return Objective(o.name, float(o.ntxent_temperature), float(o.triplet_margin))
 
 
@@ -65,7 +74,8 @@ def make_model(config) -> simsiam.SimSiam:
     raise ValueError(f'config.model.dtype={m.dtype!r}: expected float32 or bfloat16')
   return simsiam.SimSiam(backbone=m.backbone, width=m.width, stem=m.stem, proj_dim=m.proj_dim,
                          pred_hidden=m.pred_hidden, dtype=dtype,
-                         use_predictor=make_objective(config).name == 'simsiam')
+                         use_predictor=make_objective(config).name in ('simsiam', 'dual_simsiam'),
+                         heads=m.get('heads', 1), split_feature=m.get('split_feature', False))
 
 
 def init_state(model, tx: optax.GradientTransformation, rng, image_size: int, mesh: Mesh) -> TrainState:

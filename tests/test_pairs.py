@@ -70,6 +70,18 @@ def test_distant_is_uniform_within_the_video(store, index):
   assert all(_frame(store, p)[0] == vid for p in counts)
 
 
+def test_mixed_is_nearby_or_distant_half_the_time(store, index):
+  a = int(index.video_records[0][3])
+  nearby = pairs.partner_index(index, a, 'nearby', np.random.default_rng(0))
+  records = index.video_records[0]
+  rng = np.random.default_rng(3)
+  draws = [pairs.partner_index(index, a, 'mixed', rng) for _ in range(2000)]
+  assert set(draws) == set(records.tolist())
+  # Half the draws are the nearby partner; of the distant half, 1/len(records) land on it too.
+  share = np.mean(np.asarray(draws) == nearby)
+  assert abs(share - (0.5 + 0.5 / len(records))) < 0.04
+
+
 def test_tcn_triplets(store, index):
   rng = np.random.default_rng(2)
   for a in range(len(index)):
@@ -137,7 +149,15 @@ def test_pair_transform_tcn_outputs(store, index):
   t = datasets.PairTransform(store, 'train', 'tcn', 16, aug=augment.NO_AUG)
   out = t.random_map(int(index.video_records[1][0]), np.random.default_rng(0))
   assert set(out) == {'view1', 'view2', 'view3', 'category', 'video', 'frame_id',
-                      'partner_frame_id', 'negative_frame_id'}
-  assert out['frame_id'] == 0 and out['partner_frame_id'] == 1 and out['negative_frame_id'] >= 3
+                      'partner_frame_id', 'third_frame_id'}
+  assert out['frame_id'] == 0 and out['partner_frame_id'] == 1 and out['third_frame_id'] >= 3
+  # nearby_distant: the nearby partner second, a uniformly drawn one of the same video third.
+  t = datasets.PairTransform(store, 'train', 'nearby_distant', 16, aug=augment.NO_AUG)
+  thirds = set()
+  for seed in range(30):
+    out = t.random_map(int(index.video_records[1][0]), np.random.default_rng(seed))
+    assert out['frame_id'] == 0 and out['partner_frame_id'] == 1 and out['view3'].shape == (16, 16, 3)
+    thirds.add(int(out['third_frame_id']))
+  assert len(thirds) > 3
   with pytest.raises(ValueError, match='unknown pair mode'):
     datasets.PairTransform(store, 'train', 'far', 16)

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import distant, ntxent, tcn
+from configs import combined, distant, ntxent, tcn
 from siampose_jax import objectives, optim, sharding
 from siampose_jax import step as step_lib
 from siampose_jax.models import resnet, simsiam
@@ -234,6 +234,48 @@ def test_tcn_step_uses_three_views_and_learns_a_fixed_batch():
     step_lib.train_step(state, random_batch(16), model=model, tx=tx, objective=objective)
 
 
+def test_dual_simsiam_is_one_simsiam_loss_per_head_on_its_own_half():
+  """The combined model's loss is the mean of SimSiam on (anchor, nearby) through head 1 and on (anchor,
+  distant) through head 2; with a split feature each head reads only its half of the backbone feature."""
+  config = baseline_config(combined)
+  objective = step_lib.make_objective(config)
+  assert objective.views == ('view1', 'view2', 'view3')
+  mesh = sharding.make_mesh(1)
+  model, tx, state = _init(config, mesh)
+  d = resnet.feature_dim(config.model.backbone, config.model.width)
+  assert model.embedding_slices() == (slice(0, d // 2), slice(d // 2, None))
+  for head in ('projector', 'projector2'):  # each head's first layer reads half of the feature
+    assert state.params[head]['Dense_0']['kernel'].shape[0] == d // 2
+  assert set(state.params) == {'encoder', 'projector', 'predictor', 'projector2', 'predictor2'}
+  b = random_batch(8, seed=9, views=objective.views)
+  host = jax.device_get((state.params, state.batch_stats))
+  outs, stats = [], host[1]
+  for k in objective.views:
+    out, upd = model.apply({'params': host[0], 'batch_stats': stats}, simsiam.preprocess(b[k]), train=True,
+                           mutable=['batch_stats'])
+    stats = upd['batch_stats']
+    outs.append(jax.device_get(out))
+  want = 0.5 * (float(objectives.simsiam_loss(outs[0]['p'], outs[1]['p'], outs[0]['z'], outs[1]['z']))
+                + float(objectives.simsiam_loss(outs[0]['p2'], outs[2]['p2'], outs[0]['z2'], outs[2]['z2'])))
+  _, metrics = step_lib.jit_train_step(model, tx, mesh, objective=objective)(state, sharding.shard_batch(b, mesh))
+  assert float(metrics['loss']) == pytest.approx(want, rel=1e-5)
+  # Head 1 does not see the identity half: changing it leaves z unchanged.
+  feature = jnp.asarray(np.random.default_rng(0).normal(size=(4, d)), jnp.float32)
+  moved = feature.at[:, d // 2:].add(1.0)
+  z = lambda f: model.apply({'params': host[0], 'batch_stats': host[1]}, f[:, :d // 2], train=False,
+                            method=lambda m, x, train: m.projector(x, train=train))
+  np.testing.assert_allclose(z(feature), z(moved))
+  # The second predictor keeps the constant learning rate too (at step 0 the others' warm-up rate is 0).
+  config.optim.update(warmup_steps=5, momentum=0.0, weight_decay=0.0)
+  tx, sched = optim.make_optimizer(config, batch_size=64, total_steps=10)
+  params = {k: {'w': jnp.ones(2)} for k in ('encoder', 'projector', 'predictor', 'projector2', 'predictor2')}
+  updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+  constant = optim.learning_rate(config, 64)
+  assert float(sched(0)) == 0.0
+  for k, lr in (('predictor', constant), ('predictor2', constant), ('projector2', 0.0), ('encoder', 0.0)):
+    assert float(updates[k]['w'][0]) == pytest.approx(-lr), k
+
+
 def test_objective_config_errors_and_old_configs():
   c = baseline_config(tcn)
   c.data.pair_mode = 'nearby'
@@ -245,6 +287,14 @@ def test_objective_config_errors_and_old_configs():
     step_lib.make_objective(c)
   c.objective.name = 'byol'
   with pytest.raises(ValueError, match='objective.name'):
+    step_lib.make_objective(c)
+  c = baseline_config(combined)
+  c.model.heads = 1
+  with pytest.raises(ValueError, match='2 heads'):
+    step_lib.make_objective(c)
+  c = baseline_config(combined)
+  c.data.pair_mode = 'distant'
+  with pytest.raises(ValueError, match='nearby_distant'):
     step_lib.make_objective(c)
   # A workdir config.json from before the baselines has no `objective`: SimSiam with its predictor.
   old = ml_collections.ConfigDict(tiny_config().to_dict())

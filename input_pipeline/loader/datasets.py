@@ -61,6 +61,9 @@ class PairTransform(grain.transforms.RandomMap):
   def sample(self, anchor: int, rng: np.random.Generator) -> list[int]:
     if self.mode == 'tcn':
       return list(pairs.tcn_triplet(self.index, anchor, rng))
+    if self.mode == 'nearby_distant':
+      return [int(anchor)] + [pairs.partner_index(self.index, anchor, m, rng, self.offset)
+                              for m in ('nearby', 'distant')]
     return [int(anchor), pairs.partner_index(self.index, anchor, self.mode, rng, self.offset)]
 
   def _window(self, frame: dict[str, Any]) -> tuple[tuple[int, int, int, int], int]:
@@ -105,8 +108,8 @@ class PairTransform(grain.transforms.RandomMap):
                video=np.int32(self.index.record_video[anchor]),
                frame_id=np.int32(frames[0]['frame_id']),
                partner_frame_id=np.int32(frames[1]['frame_id']))
-    if self.mode == 'tcn':
-      out['negative_frame_id'] = np.int32(frames[2]['frame_id'])
+    if len(frames) == 3:  # tcn's negative, or the distant partner of nearby_distant
+      out['third_frame_id'] = np.int32(frames[2]['frame_id'])
     return out
 
 

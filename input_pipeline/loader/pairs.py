@@ -6,6 +6,8 @@ Positions are counted in *kept* frames of a video (after the store's subsampling
   nearby:     the frame `offset` kept frames later; past the video end it is reflected to `offset`
               frames earlier, then clamped into the video (so a 1-frame video pairs with itself).
   distant:    uniform over all kept frames of the anchor's video (the anchor included).
+  mixed:      nearby or distant, each with probability 1/2 (one model sees both kinds of pairs).
+  nearby_distant: two partners, a nearby one and a distant one (two heads, one per pair kind).
   tcn:        positive uniform within +-`positive_range` kept frames (anchor excluded), negative
               uniform among frames at least `negative_min` kept frames away, same video.
 """
@@ -18,7 +20,8 @@ import numpy as np
 
 from input_pipeline.store import frame_store as frame_store_lib
 
-PAIR_MODES = ('same_frame', 'nearby', 'distant', 'tcn')
+PAIR_MODES = ('same_frame', 'nearby', 'distant', 'mixed', 'nearby_distant', 'tcn')
+PARTNER_MODES = ('same_frame', 'nearby', 'distant', 'mixed')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,15 +64,17 @@ def nearby_position(position: int, length: int, offset: int = 1) -> int:
 
 def partner_index(index: VideoIndex, anchor: int, mode: str, rng: np.random.Generator,
                   offset: int = 1) -> int:
-  """Record index of the anchor's partner under `mode` (same_frame / nearby / distant)."""
+  """Record index of the anchor's partner under `mode` (one of PARTNER_MODES)."""
   records, pos = index.locate(anchor)
+  if mode == 'mixed':
+    mode = 'nearby' if rng.random() < 0.5 else 'distant'
   if mode == 'same_frame':
     return int(anchor)
   if mode == 'nearby':
     return int(records[nearby_position(pos, len(records), offset)])
   if mode == 'distant':
     return int(records[rng.integers(len(records))])
-  raise ValueError(f'unknown pair mode {mode!r}; expected one of {PAIR_MODES[:3]}')
+  raise ValueError(f'unknown pair mode {mode!r}; expected one of {PARTNER_MODES}')
 
 
 def has_tcn_negative(index: VideoIndex, anchor: int, negative_min: int = 3) -> bool:

@@ -39,6 +39,12 @@ class SimSiam(nn.Module):
   With use_predictor=False it is the network of the NT-Xent and TCN baselines: the same backbone and
   3-layer projector (as in the reference, which trained them with SimSiam's heads and ignored the
   predictor), no predictor parameters, and no 'p' in the output.
+
+  With heads=2 (the combined model) a second projector/predictor pair adds 'z2' and 'p2': one head is
+  trained on nearby pairs, the other on distant ones. With split_feature the first head reads the first
+  half of the backbone feature and the second head the other half, so the halves specialise: the first is
+  the pose embedding (box fitting, classification), the second the identity embedding (re-identification);
+  without it both heads read the whole feature (one embedding for every task).
   """
   backbone: str = 'resnet50'
   width: int = 64
@@ -47,20 +53,39 @@ class SimSiam(nn.Module):
   pred_hidden: int = 512
   dtype: Any = jnp.float32
   use_predictor: bool = True
+  heads: int = 1
+  split_feature: bool = False
 
   def setup(self):
+    if self.heads not in (1, 2) or (self.split_feature and self.heads != 2):
+      raise ValueError(f'model.heads={self.heads} with split_feature={self.split_feature}: expected 1 head, '
+                       'or 2 heads with or without a split feature')
     self.encoder = resnet.make_backbone(self.backbone, self.width, self.stem, self.dtype)
     self.projector = MLP((self.proj_dim,) * 3, bn_last=True, dtype=self.dtype)
     if self.use_predictor:
       self.predictor = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
+    if self.heads == 2:
+      self.projector2 = MLP((self.proj_dim,) * 3, bn_last=True, dtype=self.dtype)
+      self.predictor2 = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
 
   def __call__(self, x, train: bool = True):
     feature = self.encoder(x, train=train)
-    z = self.projector(feature, train=train).astype(jnp.float32)
-    if not self.use_predictor:
-      return dict(feature=feature, z=z)
-    p = self.predictor(z, train=train).astype(jnp.float32)
-    return dict(feature=feature, z=z, p=p)
+    pose, identity = self.embedding_slices()
+    z = self.projector(feature[:, pose], train=train).astype(jnp.float32)
+    out = dict(feature=feature, z=z)
+    if self.use_predictor:
+      out['p'] = self.predictor(z, train=train).astype(jnp.float32)
+    if self.heads == 2:
+      out['z2'] = self.projector2(feature[:, identity], train=train).astype(jnp.float32)
+      out['p2'] = self.predictor2(out['z2'], train=train).astype(jnp.float32)
+    return out
+
+  def embedding_slices(self) -> tuple[slice, slice]:
+    """(pose, identity) slices of the backbone feature: its halves with split_feature, else the whole."""
+    if not self.split_feature:
+      return slice(None), slice(None)
+    half = resnet.feature_dim(self.backbone, self.width) // 2
+    return slice(0, half), slice(half, None)
 
   def embed(self, x):
     """Backbone feature of un-augmented images, in inference mode (running BN statistics)."""
