@@ -2,7 +2,7 @@
 
 Usage (big_vision style): `--config=configs/distant.py:cpu`, where the part after ':' is a preset:
   (none)  the paper's setup (DESIGN.md section 4): ResNet-50, 224 px, batch 64, 25 epochs, bf16;
-  cpu     a narrow network on 64 px crops that trains in a few minutes on 2 CPU cores;
+  cpu     a narrow network on 64 px crops that trains in a few minutes on 2 CPU cores (README);
   test    smaller still, for the end-to-end tests.
 Any key can then be overridden with `--config.key=value`.
 """
@@ -57,15 +57,19 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.on_bad_record = 'raise'     # raise | skip (counted per reason, reported at the end)
   c.data.instances = 'first'         # first (reference: first object of a frame) | all (a track each)
   c.data.min_visibility = 0.0        # frames whose selected instance is less visible are dropped
-  c.data.val_fraction = 0.0          # extra validation split carved from train videos (0 = use test split)
+  c.data.val_fraction = 0.05         # training videos held out for the online monitor (0: no monitor)
+  # The embedded default (input_pipeline/synthetic): one instance per video (instances_per_category=0).
+  # frames_per_video = 12 kept frames x subsample, so every preset sees the same views per video.
   c.data.synthetic = ml_collections.ConfigDict(dict(
-      videos_per_category=8, frames_per_video=60, instances_per_category=4, seed=0, num_workers=2))
+      videos_per_category=40, frames_per_video=60, instances_per_category=0, seed=0, num_workers=2))
 
-  # simsiam (the method) | ntxent | tcn (Table 2 baselines: no predictor; tcn needs pair_mode='tcn').
+  # simsiam (the method) | ntxent | tcn (Table 2 baselines: no predictor; tcn needs pair_mode='tcn') |
+  # dual_simsiam (two heads on nearby_distant pairs: the combined model).
   c.objective = ml_collections.ConfigDict(dict(name='simsiam', ntxent_temperature=0.5, triplet_margin=0.2))
 
   c.model = ml_collections.ConfigDict(dict(
-      backbone='resnet50', width=64, stem='imagenet', proj_dim=2048, pred_hidden=512, dtype='bfloat16'))
+      backbone='resnet50', width=64, stem='imagenet', proj_dim=2048, pred_hidden=512, dtype='bfloat16',
+      heads=1, split_feature=False))  # 2 heads (+ split feature): the combined model, configs/combined.py
 
   c.optim = ml_collections.ConfigDict(dict(
       base_lr=0.0075, base_batch_size=64, momentum=0.9, weight_decay=5e-4, warmup_steps=500,
@@ -80,11 +84,13 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   if preset in ('cpu', 'test'):
     c.measure_data_wait = True
     c.batch_size = 64
-    c.total_steps = 1000
+    c.total_steps = 500
     c.log_every_steps = 25
-    c.checkpoint_every_steps = 500
+    c.checkpoint_every_steps = 250
     c.monitor_every_steps = 100
-    c.data.subsample = 2
+    c.data.subsample = 1
+    c.data.synthetic.frames_per_video = 12
+    c.data.val_fraction = 0.1
     c.data.image_scale = 0.5
     c.data.image_size = 64
     c.data.decode_reduced = True     # crops of ~200 px -> 64: decode at 1/2 (loader CPU -20..30%)
@@ -97,7 +103,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.checkpoint_every_steps = 3
     c.monitor_every_steps = 3
     c.data.image_size = 32
-    c.data.synthetic.update(videos_per_category=2, frames_per_video=8, instances_per_category=2)
+    c.data.subsample = 2
+    c.data.synthetic.update(videos_per_category=3, frames_per_video=8)
+    c.data.val_fraction = 0.3        # a few validation videos even in this tiny set
     c.model.update(width=8, proj_dim=32, pred_hidden=16)
     c.optim.warmup_steps = 2
   return c

@@ -71,13 +71,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # --- Step and online monitor.
   train_step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
-  eval_split = ingest.query_split(store)
-  crops = functools.partial(datasets.config_eval_arrays, store, data_config=config.data)
-  online_knn = monitor.OnlineKNN(
-      model, mesh,
-      gallery=monitor.subsample(crops('train'), MONITOR_MAX_GALLERY, config.seed),
-      queries=monitor.subsample(crops(eval_split), MONITOR_MAX_QUERIES, config.seed),
-      batch_size=config.eval.batch_size)
+  online_knn = None  # on the validation videos only: the test split is for the final evaluation
+  if store.has_frames('val'):
+    crops = functools.partial(datasets.config_eval_arrays, store, data_config=config.data)
+    online_knn = monitor.OnlineKNN(
+        model, mesh,
+        gallery=monitor.subsample(crops('train'), MONITOR_MAX_GALLERY, config.seed),
+        queries=monitor.subsample(crops('val'), MONITOR_MAX_QUERIES, config.seed),
+        batch_size=config.eval.batch_size)
+  else:
+    logging.warning('the store has no validation videos (data.val_fraction=%s): no online monitor',
+                    config.data.val_fraction)
 
   writer = progress.ScalarWriter(os.path.join(workdir, 'tensorboard'), enabled=jax.process_index() == 0)
   metrics_log = progress.JsonlLog(os.path.join(workdir, 'metrics.jsonl'), restored_step)
@@ -91,7 +95,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if jax.process_index() == 0:
       metrics_log.write(step, scalars)
 
-  if start_step == 0:  # the monitor before any update: the random-init reference of the curve
+  if start_step == 0 and online_knn:  # the monitor before any update: the random-init reference
     last.update(online_knn(state))
     report(0, dict(last))
 
@@ -114,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}')
       scalars['lr'] = float(lr_schedule(step - 1))
       scalars.update(timer.interval(step))
-    if step % config.monitor_every_steps == 0 or is_last:  # on its own schedule, logged or not
+    if online_knn and (step % config.monitor_every_steps == 0 or is_last):  # its own schedule
       scalars.update(online_knn(state))
     if scalars:
       last.update(scalars)

@@ -178,7 +178,7 @@ def test_missing_files_and_damage_name_the_file(copy):
     list(raw.read_raw_video(copy, VIDEO))
   with pytest.raises(FileNotFoundError, match=f'{annotation_path}'):
     list(ingest.read_frames(copy, 'raw'))  # the index lists the video
-  other = 'cup/batch-1/1'
+  other = 'cup/batch-0/1'
   os.remove(raw.raw_paths(copy, other)[1])
   with pytest.raises(FileNotFoundError, match=f'{raw.raw_paths(copy, other)[1]}: video file does not'):
     list(raw.read_raw_video(copy, other))

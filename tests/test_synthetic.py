@@ -13,8 +13,11 @@ from input_pipeline import synthetic
 from input_pipeline.formats import geometry
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.formats import objectron_records
+from input_pipeline.formats import splits
 from input_pipeline.loader import augment
 from input_pipeline.store import crops
+from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
 from input_pipeline.synthetic import objects as synthetic_objects
 from input_pipeline.synthetic import render as synthetic_render
 from input_pipeline.synthetic import scene as synthetic_scene
@@ -36,7 +39,7 @@ def test_same_seed_gives_identical_bytes(cup_records):
   assert other.image != cup_records[0].image
   assert [r.frame_id for r in cup_records] == [0, 1, 2]
   assert [r.timestamp_us for r in cup_records] == [0, 33333, 66666]
-  assert cup_records[0].video_id == 'cup/batch-1/3'
+  assert cup_records[0].video_id == 'cup/batch-0/3'
 
 
 def test_keypoints_match_an_opencv_pinhole(cup_records):
@@ -145,15 +148,14 @@ def test_near_plane_geometry_is_clipped_not_crashing():
 
 
 def test_generate_writes_parsable_shards_and_index(tmp_path):
-  kw = dict(videos_per_category=3, frames_per_video=2, instances_per_category=2,
-            test_fraction=1 / 3, seed=4, num_shards=2, categories=('book', 'cup'),
-            formats=('records', 'sequences'))
+  kw = dict(videos_per_category=3, frames_per_video=2, test_fraction=1 / 3, seed=4, num_shards=2,
+            categories=('book', 'cup'), formats=('records', 'sequences'))
   summary = synthetic.generate(str(tmp_path / 'a'), **kw)
   root = str(tmp_path / 'a')
   for c in ('book', 'cup'):
     train = objectron_records.read_index(root, c, 'train')
     test = objectron_records.read_index(root, c, 'test')
-    assert train == [f'{c}/batch-0/0', f'{c}/batch-1/1'] and test == [f'{c}/batch-0/2']
+    assert train == [f'{c}/batch-0/0', f'{c}/batch-0/1'] and test == [f'{c}/batch-0/2']
     for split, vids in (('train', train), ('test', test)):
       paths = sorted(os.listdir(os.path.join(root, 'v1', 'records_shuffled', c)))
       shards = [os.path.join(root, 'v1', 'records_shuffled', c, p) for p in paths
@@ -166,30 +168,56 @@ def test_generate_writes_parsable_shards_and_index(tmp_path):
       assert summary['categories'][c][split]['frames'] == len(recs)
       seqs = list(objectron_records.read_sequences(summary['categories'][c][split]['sequences']))
       assert [s[0].video_id for s in seqs] == vids and all(len(s) == 2 for s in seqs)
-  # Records hold exactly what render_video produces.
+  # Records hold exactly what render_video produces: video 2 shows instance 2.
   rec = next(r for r in objectron_records.read_examples(
       summary['categories']['cup']['test']['records']) if r.frame_id == 1)
-  ref = list(synthetic.render_video('cup', 0, 2, num_frames=2, seed=4))[1]
+  ref = list(synthetic.render_video('cup', 2, 2, num_frames=2, seed=4))[1]
   assert rec.image == ref.image and rec.equal_annotations(ref)
-  manifest = json.load(open(os.path.join(root, 'SYNTHETIC.json')))
+  manifest = synthetic.dataset.read_manifest(root)
   assert manifest['version'] == synthetic.GENERATOR_VERSION and manifest['params']['seed'] == 4
-  # Per-video scene choices, as drawn by make_video and counted from the labels.
-  assert sorted(manifest['scenes']) == sorted(f'{c}/batch-{v % 2}/{v}' for c in ('book', 'cup')
-                                              for v in range(3))
-  for vid, scene in manifest['scenes'].items():
-    c, inst, v = vid.split('/')
-    video = synthetic.make_video(c, int(inst[6:]), int(v), num_frames=2, seed=4)
+  # Per video: its split, its own instance, and the scene choices as drawn by make_video.
+  assert sorted(manifest['videos']) == sorted(f'{c}/batch-0/{v}' for c in ('book', 'cup') for v in range(3))
+  for vid, info in manifest['videos'].items():
+    c, _, v = vid.split('/')
+    assert info['instance'] == f'{c}/instance-{v}' and info['category'] == c
+    assert info['split'] == ('test' if v == '2' else 'train')
+    video = synthetic.make_video(c, int(v), int(v), num_frames=2, seed=4)
     recs = [synthetic.frame_record(video, i, b'') for i in range(2)]
-    assert scene == dict(synthetic.scene_info(video),
-                         out_of_view_frames=sum(int(r.visibility[0] < 1) for r in recs))
-    split = 'test' if v == '2' else 'train'
-    assert summary['categories'][c][split]['scenes'][vid] == scene
+    assert {k: info[k] for k in ('occluders', 'lighting_drift', 'out_of_view_frames')} == dict(
+        synthetic.scene_info(video), out_of_view_frames=sum(int(r.visibility[0] < 1) for r in recs))
   # A worker pool gives the same bytes.
   synthetic.generate(str(tmp_path / 'b'), num_workers=2, **kw)
   for rel in ('v1/records_shuffled/cup/cup_train-00001-of-00002',
               'v1/sequences/book/book_test-00000-of-00002', 'index/cup_annotations_test',
               'SYNTHETIC.json'):
     assert open(os.path.join(root, rel), 'rb').read() == open(tmp_path / 'b' / rel, 'rb').read()
+
+
+def test_splits_are_instance_disjoint_and_validation_matches_the_ingest(tmp_path):
+  """Read from the manifest: no object instance of the test or validation videos is in a training video
+  (unless instances are shared on purpose), and the manifest's validation videos are the ones the ingest
+  carves out with the same fraction."""
+  plan = synthetic.dataset.video_plan(CATEGORIES, 40, 0.25, 0.1, instances_per_category=0)
+  by_split = {s: {(p['category'], p['instance']) for p in plan.values() if p['split'] == s}
+              for s in ('train', 'val', 'test')}
+  assert len(by_split['test']) == 9 * 10 and 9 * 30 > len(by_split['train']) > 9 * 20 and by_split['val']
+  assert not by_split['train'] & by_split['test'] and not by_split['train'] & by_split['val']
+  assert all(splits.assign('train', vid, 0.1) == p['split'] for vid, p in plan.items() if p['split'] != 'test')
+  shared = synthetic.dataset.video_plan(('cup',), 8, 0.25, 0.0, instances_per_category=3)
+  assert [p['instance'] for p in shared.values()] == [v % 3 for v in range(8)]
+  # End to end: the ingested store's splits are the manifest's.
+  kw = dict(videos_per_category=6, frames_per_video=2, categories=('cup', 'shoe'), val_fraction=0.3)
+  root = str(tmp_path / 'root')
+  synthetic.generate(root, **kw)
+  info = ingest.ingest_dataset(root, str(tmp_path / 'store'), subsample=1, val_fraction=0.3, progress=False)
+  store = frame_store.open_store(info.path)
+  manifest = synthetic.dataset.read_manifest(root)['videos']
+  for split in store.splits:
+    assert {v['video_id'] for v in store.videos(split)} == {
+        vid for vid, m in manifest.items() if m['split'] == split}
+  assert store.has_frames('val')
+  instances = {s: {manifest[v['video_id']]['instance'] for v in store.videos(s)} for s in store.splits}
+  assert not instances['train'] & (instances['val'] | instances['test'])
 
 
 def test_ensure_synthetic_caches_by_parameters(tmp_path, monkeypatch):

@@ -189,6 +189,9 @@ class FrameStore:
   def num_frames(self, split: str) -> int:
     return int(self._split(split)['num_frames'])
 
+  def has_frames(self, split: str) -> bool:
+    return split in self.index['splits'] and self.num_frames(split) > 0
+
   def videos(self, split: str) -> list[dict[str, Any]]:
     """Per video (sorted by id): video_id, category, instance_id, frame_ids and records (frame order)."""
     return self._split(split)['videos']

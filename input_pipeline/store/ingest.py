@@ -24,6 +24,7 @@ from absl import logging
 
 from input_pipeline.formats import objectron_raw
 from input_pipeline.formats import objectron_records
+from input_pipeline.formats import splits
 from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
 from input_pipeline.formats.tfrecord import RecordError
 from input_pipeline.store import frame_store
@@ -77,12 +78,7 @@ def split_function(root: str, val_fraction: float = 0.0, seed: int = 0,
   def split_fn(video_id: str) -> str:
     if video_id not in split_of:
       raise KeyError(f'video {video_id!r} is in the records but in no index/<class>_annotations_* file')
-    split = split_of[video_id]
-    if split == 'train' and val_fraction > 0:
-      h = int.from_bytes(hashlib.sha256(f'{seed}:{video_id}'.encode()).digest()[:8], 'little')
-      if h / 2**64 < val_fraction:
-        return 'val'
-    return split
+    return splits.assign(split_of[video_id], video_id, val_fraction, seed)
 
   return split_fn
 
@@ -264,8 +260,9 @@ def _prepare_store(data) -> str:
   if not root:
     from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
     logging.info('data.root unset: generating (or reusing) the synthetic Objectron-format set')
+    # The generator's manifest names each video's split, so it carves validation videos as this ingest will.
     root = synthetic.ensure_synthetic(os.path.join(cache, 'synthetic'), progress=logging.info,
-                                      **data.synthetic.to_dict())
+                                      val_fraction=data.val_fraction, **data.synthetic.to_dict())
     logging.info('data.root unset: using the synthetic Objectron-format set at %s', root)
   store = data.store_dir or os.path.join(cache, 'stores', _store_key(root, data))
   store = os.path.abspath(os.path.expanduser(store))
@@ -277,14 +274,6 @@ def _prepare_store(data) -> str:
                  val_fraction=data.val_fraction, on_bad_record=data.on_bad_record,
                  instances=data.instances, min_visibility=data.min_visibility)
   return store
-
-
-def query_split(store: frame_store.FrameStore) -> str:
-  """The held-out split used for queries: 'val' when carved out, else the official 'test'."""
-  for split in ('val', 'test'):
-    if split in store.splits and store.num_frames(split):
-      return split
-  raise ValueError(f'frame store {store.path} has no val or test frames')
 
 
 def main(argv):

@@ -3,9 +3,10 @@
 An instance is a deterministic function of (category, instance index, seed): a few textured convex
 primitives (extruded polygons, optionally tapered: cuboids, ~14-sided prisms, slabs, wedges) whose
 proportions, colours and texture patterns come from an rng seeded by those three values only, so the
-same instance looks the same in every video. Classes share primitive kinds and one global palette,
-so shape and colour alone do not give the class away; each instance carries a distinctive pattern on
-its main faces so that it can be re-identified across views.
+same instance looks the same in every video. Classes share primitive kinds; their colours
+come from class-typical materials (`MATERIALS`, shared between classes), so that a class is recognisable
+by shape and materials together, and each instance carries its own colours and pattern so that it can be
+re-identified across views.
 
 Geometry is in the object frame (metres, +y up, +z front), recentred on its tight axis-aligned box.
 Colours are BGR uint8 (OpenCV order).
@@ -20,12 +21,32 @@ import numpy as np
 from input_pipeline.formats.frame_record import CATEGORIES
 
 TILE = 64  # texture tile size in texels
-# Shared palette (BGR): every class draws from it, so colour does not identify the class.
+# Shared palette (BGR): distractors, rooms and printed labels draw from it.
 PALETTE = np.array([
     [40, 40, 200], [40, 140, 230], [60, 200, 230], [60, 170, 60], [150, 110, 30], [190, 90, 40],
     [140, 50, 120], [90, 60, 170], [230, 230, 230], [30, 30, 30], [130, 130, 130], [60, 90, 140],
     [170, 200, 220], [120, 160, 100], [200, 170, 150], [50, 50, 110],
 ], dtype=np.float64)
+# Materials (BGR): the colours real objects of a class tend to have — black cameras, silver laptops, glass
+# bottles, white pages, wooden chairs, ceramic cups, bright cereal packaging and bikes, leather shoes — so
+# that a class is recognisable by its materials as well as its shape, as real classes are (the category is
+# not what this benchmark measures: pose is). Instances differ within their class's materials, so that
+# each can still be re-identified. Unannotated distractors are plain clutter.
+MATERIALS = {
+    'dark': [[28, 28, 30], [42, 42, 46], [58, 56, 54], [35, 40, 50]],
+    'metal': [[175, 175, 180], [145, 145, 150], [205, 205, 208], [120, 125, 130]],
+    'wood': [[40, 80, 130], [30, 60, 100], [60, 110, 160], [45, 95, 150], [25, 45, 75]],
+    'paper': [[225, 235, 240], [205, 218, 228], [235, 240, 240]],
+    'glass': [[45, 95, 45], [25, 60, 110], [150, 140, 115], [70, 130, 70], [30, 40, 80]],
+    'vivid': [[0, 200, 255], [30, 30, 220], [0, 130, 255], [210, 110, 0], [40, 180, 40], [170, 40, 160],
+              [0, 230, 230]],
+    'ceramic': [[238, 238, 240], [205, 225, 240], [225, 200, 175], [180, 205, 230], [210, 180, 210],
+                [45, 45, 45]],
+    'fabric': [[85, 85, 135], [120, 100, 80], [70, 110, 90], [140, 140, 140], [60, 60, 115],
+               [110, 80, 110]],
+    'leather': [[30, 50, 90], [22, 32, 52], [60, 95, 140], [50, 70, 120], [40, 40, 95]],
+    'clutter': [[120, 150, 175], [140, 140, 140], [110, 120, 125], [150, 165, 170]],
+}
 
 
 @dataclasses.dataclass
@@ -53,6 +74,13 @@ def _rng(*key: int) -> np.random.Generator:
 
 
 # ---------------------------------------------------------------- textures
+
+
+def material(rng, *names, jitter=12.0):
+  """A colour of one of the named materials (chosen at random among them), with a little jitter."""
+  options = [c for n in names for c in MATERIALS[n]]
+  c = np.asarray(options[rng.integers(len(options))], np.float64) + rng.normal(0, jitter, 3)
+  return np.clip(c, 0, 255)
 
 
 def palette_colour(rng, jitter=25.0):
@@ -225,8 +253,11 @@ def prism(radius, height, base_y, textures, *, sides=14, taper=1.0, squash=1.0, 
 def _bike(r, tex):
   wheel_r, base = r.uniform(0.28, 0.36), r.uniform(0.95, 1.15)
   tyre = r.uniform(0.03, 0.05)
-  wheel, frame_tex, dark = tex(_wheel_texture(r)), tex(texture_tile(r, 'stripes', grain=4)), tex(
-      texture_tile(r, 'noise', PALETTE[9], PALETTE[10]))
+  paint = material(r, 'vivid')
+  wheel = tex(_wheel_texture(r))
+  frame_tex = tex(texture_tile(r, str(r.choice(['plain', 'stripes'])), paint,
+                               material(r, 'vivid', 'paper'), grain=4))
+  dark = tex(texture_tile(r, 'noise', material(r, 'dark'), material(r, 'dark'), grain=4))
   faces = []
   for zc in (-base / 2, base / 2):
     faces += extrusion(_ngon(16, wheel_r, wheel_r), tyre, frame=ALONG_X, centre=(0, wheel_r, zc),
@@ -250,61 +281,71 @@ def _bike(r, tex):
 
 
 def _book(r, tex):
-  w, d, h = r.uniform(0.13, 0.22), r.uniform(0.18, 0.28), r.uniform(0.015, 0.05)
-  cover = tex(texture_tile(r, str(r.choice(['stripes', 'blobs', 'checks', 'noise'])), label=True))
-  back = tex(texture_tile(r, 'plain'))
-  pages = tex(texture_tile(r, 'stripes', np.array([225.0, 235, 240]), np.array([200.0, 210, 215]),
-                           grain=3))
-  spine = tex(texture_tile(r, 'stripes'))
-  if r.random() < 0.3:  # standing upright, cover facing front
-    return cuboid((w, d, h), (0, d / 2, 0), [pages, spine, pages, pages, back, cover])
+  w = r.uniform(0.13, 0.2)
+  d, h = w * r.uniform(1.4, 1.7), r.uniform(0.018, 0.045)
+  ink = material(r, 'fabric', 'leather', 'vivid')
+  cover = tex(texture_tile(r, str(r.choice(['plain', 'stripes', 'blobs', 'noise'])), ink,
+                           palette_colour(r), label=True))
+  back = tex(texture_tile(r, 'plain', ink, ink))
+  pages = tex(texture_tile(r, 'stripes', material(r, 'paper'), material(r, 'paper') - 25, grain=3))
+  spine = tex(texture_tile(r, 'stripes', ink, material(r, 'paper', 'vivid')))
   return cuboid((w, h, d), (0, h / 2, 0), [back, pages, cover, spine, pages, pages])
 
 
 def _bottle(r, tex):
-  rad, body = r.uniform(0.03, 0.05), r.uniform(0.12, 0.22)
+  rad, body = r.uniform(0.025, 0.05), r.uniform(0.1, 0.25)
   neck_r, neck = rad * r.uniform(0.3, 0.45), r.uniform(0.04, 0.08)
   sides = int(r.choice([4, 6, 14, 14]))  # some bottles are square, like small boxes
-  label = tex(texture_tile(r, str(r.choice(['stripes', 'blobs', 'noise'])), label=True))
-  glass = tex(texture_tile(r, 'noise'))
+  tint = material(r, 'glass')
+  label = tex(texture_tile(r, str(r.choice(['plain', 'stripes', 'blobs'])), material(r, 'paper', 'vivid'),
+                           palette_colour(r), label=True))
+  glass = tex(texture_tile(r, 'noise', tint, np.clip(tint * 1.5 + 30, 0, 255), grain=5))
   shoulder = r.uniform(0.03, 0.06)
   faces = prism(rad, body, 0.0, label, sides=sides, cap=glass)
   faces += prism(rad, shoulder, body, glass, sides=sides, taper=neck_r / rad)
   faces += prism(neck_r, neck, body + shoulder, glass, sides=sides)
-  faces += prism(neck_r * 1.15, 0.02, body + shoulder + neck, tex(texture_tile(r, 'plain')),
-                 sides=sides)
+  faces += prism(neck_r * 1.15, 0.02, body + shoulder + neck,
+                 tex(texture_tile(r, 'plain', material(r, 'metal'))), sides=sides)
   return faces
 
 
 def _camera(r, tex):
-  w, h, d = r.uniform(0.1, 0.15), r.uniform(0.06, 0.1), r.uniform(0.04, 0.07)
-  body = tex(texture_tile(r, str(r.choice(['noise', 'checks'])), PALETTE[9], palette_colour(r)))
+  w, h, d = r.uniform(0.11, 0.15), r.uniform(0.06, 0.09), r.uniform(0.03, 0.045)
+  shell = material(r, 'dark')
+  body = tex(texture_tile(r, str(r.choice(['noise', 'plain'])), shell, material(r, 'dark'),
+                          grain=6))
   lens_r = min(w, h) * r.uniform(0.25, 0.38)
   faces = cuboid((w, h, d), (0, h / 2, 0), body)
-  lens_len = r.uniform(0.02, 0.06)
+  lens_len = r.uniform(0.02, 0.045)
   faces += extrusion(_ngon(14, lens_r, lens_r), lens_len, frame=ALONG_Z,
                      centre=(r.uniform(-0.1, 0.1) * w, h * 0.48, d / 2 + lens_len / 2),
-                     side=tex(texture_tile(r, 'stripes', PALETTE[9], PALETTE[10])),
-                     caps=tex(texture_tile(r, 'rings', PALETTE[9], palette_colour(r))))
+                     side=tex(texture_tile(r, 'stripes', material(r, 'dark'), material(r, 'metal'))),
+                     caps=tex(texture_tile(r, 'rings', material(r, 'dark'), material(r, 'metal', 'glass'))))
   faces += cuboid((w * 0.3, h * 0.2, d * 0.6), (-w * 0.2, h * 1.1, 0), body)
   return faces
 
 
 def _cereal_box(r, tex):
-  w, h, d = r.uniform(0.18, 0.28), r.uniform(0.25, 0.36), r.uniform(0.05, 0.09)
-  front = tex(texture_tile(r, str(r.choice(['blobs', 'stripes', 'checks'])), label=True))
-  side = tex(texture_tile(r, 'stripes'))
-  plain = tex(texture_tile(r, 'plain'))
+  w = r.uniform(0.19, 0.27)
+  h, d = w * r.uniform(1.3, 1.5), w * r.uniform(0.25, 0.33)
+  base = material(r, 'vivid')
+  front = tex(texture_tile(r, str(r.choice(['blobs', 'stripes', 'checks'])), base, material(r, 'vivid'),
+                           label=True))
+  side = tex(texture_tile(r, 'stripes', base, material(r, 'vivid', 'paper')))
+  plain = tex(texture_tile(r, 'plain', base, base))
   return cuboid((w, h, d), (0, h / 2, 0), [plain, side, plain, side, front, front])
 
 
 def _chair(r, tex):
-  w, d, seat_h = r.uniform(0.4, 0.5), r.uniform(0.4, 0.5), r.uniform(0.42, 0.5)
-  back_h, th, leg = r.uniform(0.35, 0.5), r.uniform(0.03, 0.06), r.uniform(0.03, 0.05)
-  wood = tex(texture_tile(r, 'stripes', grain=6))
-  cushion = tex(texture_tile(r, str(r.choice(['checks', 'noise', 'blobs']))))
+  w, seat_h = r.uniform(0.4, 0.48), r.uniform(0.42, 0.5)
+  d = w * r.uniform(1.3, 1.55)
+  back_h, th, leg = r.uniform(0.3, 0.6), r.uniform(0.03, 0.06), r.uniform(0.03, 0.05)
+  frame_colour = material(r, 'wood')
+  wood = tex(texture_tile(r, 'stripes', frame_colour, frame_colour * 0.8, grain=6))
+  cushion = tex(texture_tile(r, str(r.choice(['plain', 'noise', 'checks'])), material(r, 'wood', 'fabric'),
+                             material(r, 'fabric')))
   faces = cuboid((w, th, d), (0, seat_h - th / 2, 0), [wood, wood, cushion, wood, wood, wood])
-  tilt = r.uniform(0.0, 0.25)
+  tilt = r.uniform(0.1, 0.35)
   faces += cuboid((w, back_h, th), (0, seat_h + back_h / 2 * np.cos(tilt), -d / 2 + th / 2 -
                                    back_h / 2 * np.sin(tilt)), cushion, frame=_rot_x(-tilt))
   for sx in (-1, 1):
@@ -317,11 +358,13 @@ def _chair(r, tex):
 def _cup(r, tex):
   rad, h = r.uniform(0.035, 0.05), r.uniform(0.08, 0.12)
   kind = str(r.choice(['stripes', 'blobs', 'checks', 'noise']))
-  outer = tex(texture_tile(r, kind, label=r.random() < 0.5))
-  inside = tex(texture_tile(r, 'noise', grain=3) // 3)  # the open top, in shade
-  bottom = tex(texture_tile(r, 'plain'))
-  faces = prism(rad, h, 0.0, outer, taper=r.uniform(1.0, 1.3), cap=(bottom, inside))
-  t, reach = 0.012, rad * r.uniform(0.5, 0.8)
+  glaze = material(r, 'ceramic')
+  kind = kind if r.random() < 0.4 else 'plain'
+  outer = tex(texture_tile(r, kind, glaze, material(r, 'ceramic'), grain=4, label=r.random() < 0.3))
+  inside = tex(texture_tile(r, 'noise', glaze, glaze, grain=3) // 3)  # the open top, in shade
+  bottom = tex(texture_tile(r, 'plain', glaze, glaze))
+  faces = prism(rad, h, 0.0, outer, taper=r.uniform(1.0, 1.12), cap=(bottom, inside))
+  t, reach = 0.012, rad * r.uniform(0.9, 1.25)
   x0 = rad * 1.05
   faces += cuboid((reach, t, t), (x0 + reach / 2, h * 0.8, 0), outer)
   faces += cuboid((reach, t, t), (x0 + reach / 2, h * 0.25, 0), outer)
@@ -330,12 +373,15 @@ def _cup(r, tex):
 
 
 def _laptop(r, tex):
-  w, d, t = r.uniform(0.28, 0.38), r.uniform(0.2, 0.26), r.uniform(0.012, 0.025)
-  shell = tex(texture_tile(r, str(r.choice(['plain', 'noise', 'blobs']))))
-  keys = tex(texture_tile(r, 'checks', PALETTE[9], PALETTE[10], grain=4))
-  screen = tex(texture_tile(r, 'noise', palette_colour(r), palette_colour(r)))
+  w, t = r.uniform(0.32, 0.4), r.uniform(0.012, 0.025)
+  d = w * r.uniform(0.48, 0.56)
+  case = material(r, 'metal')
+  shell = tex(texture_tile(r, str(r.choice(['plain', 'noise'])), case, case * 0.9, grain=4))
+  keys = tex(texture_tile(r, 'checks', material(r, 'dark'), case, grain=4))
+  screen = tex(texture_tile(r, 'noise', np.array([60.0, 20, 10]) + r.uniform(0, 40, 3), palette_colour(r),
+                            grain=4))
   faces = cuboid((w, t, d), (0, t / 2, 0), [shell, shell, keys, shell, shell, shell])
-  open_angle = r.uniform(0.1, 0.4)  # lid tilt back from vertical
+  open_angle = r.uniform(0.0, 0.2)  # lid tilt back from vertical
   centre = (0, t + d / 2 * np.cos(open_angle), -d / 2 - d / 2 * np.sin(open_angle) + t / 2)
   faces += cuboid((w, d, t), centre, [shell, shell, shell, shell, shell, screen],
                   frame=_rot_x(-open_angle))
@@ -346,8 +392,9 @@ def _shoe(r, tex):
   length, width = r.uniform(0.24, 0.3), r.uniform(0.08, 0.11)
   sole_h = r.uniform(0.015, 0.035)
   high = sole_h + 0.055 + r.uniform(0.01, 0.06)
-  sole = tex(texture_tile(r, 'plain', grain=5))
-  upper = tex(texture_tile(r, str(r.choice(['stripes', 'blobs', 'checks', 'noise']))))
+  sole = tex(texture_tile(r, 'plain', material(r, 'paper'), grain=5))
+  upper = tex(texture_tile(r, str(r.choice(['plain', 'stripes', 'noise'])), material(r, 'leather'),
+                           material(r, 'leather', 'paper')))
   faces = extrusion(np.array([[-length / 2, 0], [length / 2, 0], [length / 2, sole_h],
                               [-length / 2, sole_h]]), width, frame=ALONG_X, centre=(0, 0, 0),
                     side=sole, caps=sole)
@@ -366,11 +413,12 @@ DISTRACTOR_SHAPES = ('box', 'cylinder')
 def make_distractor(rng, shape: str, radius: float, height: float) -> ObjectModel:
   """An unannotated box or cylinder whose footprint fits a circle of `radius` (texture from `rng`).
 
-  Its tiles come from the shared palette and patterns but from `rng`, never from an instance's
-  stream, so a distractor does not repeat the annotated object's look.
+  Its plain clutter tiles come from `rng`, never from an instance's stream, so a distractor does not
+  repeat the annotated object's look.
   """
-  kind = str(rng.choice(['stripes', 'checks', 'noise', 'blobs', 'rings']))
-  textures = [texture_tile(rng, kind, label=rng.random() < 0.3), texture_tile(rng, 'plain')]
+  tone = material(rng, 'clutter')
+  textures = [texture_tile(rng, str(rng.choice(['plain', 'noise'])), tone, tone * 0.85, grain=6),
+              texture_tile(rng, 'plain', tone * 0.9, tone * 0.9)]
   if shape == 'box':
     angle = rng.uniform(0.5, np.pi / 2 - 0.5)  # footprint diagonal = 2 radius
     sx, sz = 2 * radius * np.cos(angle), 2 * radius * np.sin(angle)

@@ -134,10 +134,17 @@ def _paste(image, texture, homography, poly_px, shade=None, multiply=None):
   np.copyto(roi, patch, where=(mask > 0)[..., None])
 
 
-def _panorama(backdrop, rays, size):
-  """Looks every pixel's world ray up in the backdrop panorama (wrapping in azimuth)."""
+def _panorama(backdrop, rays, size, reduce=2):
+  """Looks every pixel's world ray up in the backdrop panorama (wrapping in azimuth).
+
+  The panorama is smooth at the image's scale (one texel spans several pixels), so the lookup runs on a
+  grid `reduce` times coarser and is resized up: the arctangents dominate a frame's cost otherwise.
+  """
   w, h = size
-  cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+  small = (-(-w // reduce), -(-h // reduce))
+  # Pixel centres of the coarse grid in full-resolution pixel coordinates.
+  cols, rows = np.meshgrid((np.arange(small[0], dtype=np.float32) + 0.5) * reduce - 0.5,
+                           (np.arange(small[1], dtype=np.float32) + 0.5) * reduce - 0.5)
   rays = np.asarray(rays, np.float32)
   d = [rays[i, 0] * cols + rays[i, 1] * rows + rays[i, 2] for i in range(3)]
   azimuth = np.arctan2(d[0], d[2]) % np.float32(2 * np.pi)
@@ -146,7 +153,8 @@ def _panorama(backdrop, rays, size):
   lo, hi = BACKDROP_ELEVATION
   map_x = azimuth * np.float32(pw / (2 * np.pi)) - 0.5
   map_y = np.clip((hi - elevation) * np.float32(ph / (hi - lo)) - 0.5, 0, ph - 1)
-  return cv2.remap(backdrop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+  coarse = cv2.remap(backdrop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+  return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _background(env, view, camera_to_world, pm, size):

@@ -67,6 +67,11 @@ def _look_at(eye, target, roll):
   return out
 
 
+def video_id(category: str, video_index: int) -> str:
+  """Objectron-style id `class/batch-i/j` of a class's video number j (ten videos to a batch)."""
+  return f'{category}/batch-{video_index // 10}/{video_index}'
+
+
 def make_video(category: str, instance: int, video_index: int, *, num_frames: int, seed: int,
                occluders: bool | None = None, lighting_drift: bool | None = None) -> Video:
   """The scene and camera path of one video; a deterministic function of the arguments.
@@ -121,7 +126,7 @@ def make_video(category: str, instance: int, video_index: int, *, num_frames: in
   drift = bool(drawn if lighting_drift is None else lighting_drift)
   lighting = synthetic_scene.lighting_path(light_rng, env, num_frames, drift)
   env = synthetic_scene.frame_environment(env, lighting[0])
-  return Video(f'{category}/batch-{instance}/{video_index}', category, model, textures, env, obj,
+  return Video(video_id(category, video_index), category, model, textures, env, obj,
                intrinsics, projection, cams, lighting, drift, placed)
 
 
@@ -180,7 +185,7 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 def render_video(category: str, instance: int, video_index: int, *, num_frames: int,
                  seed: int) -> Iterator[FrameRecord]:
-  """FrameRecords (JPEG q90 images) of video `category/batch-<instance>/<video_index>`."""
+  """FrameRecords (JPEG q90 images) of video `video_id(category, video_index)`."""
   yield from video_records(make_video(category, instance, video_index, num_frames=num_frames,
                                      seed=seed))
 
