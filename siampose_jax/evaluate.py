@@ -46,6 +46,10 @@ def _variables_for(config, workdir, model, mesh):
   objective = step_lib.make_objective(config).name
   name = {'ntxent': 'NT-Xent', 'tcn': 'TCN'}.get(
       objective, f'Our embeddings ({config.data.pair_mode.replace("_", "-")} pairs)')
+  if objective == 'dual_simsiam':
+    name = ('Our embeddings (combined: nearby head on the pose half for box fitting, distant head on the '
+            'identity half for Re-ID)' if config.model.split_feature else
+            'Our embeddings (combined: nearby and distant heads on one feature)')
   return name, {'params': state.params, 'batch_stats': state.batch_stats}
 
 
@@ -56,6 +60,10 @@ def _imagenet_variables(path: str) -> dict:
 def _random_variables(config, model, mesh):
   state = step_lib.template_state(config, model, mesh, config.seed + 1)
   return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple[str, ...] = ()) -> dict:
@@ -135,7 +143,10 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     g, q = (embedding.embed_images(fn, variables, x['image'], mesh, config.eval.batch_size,
                                    desc=f'embedding {what} ({name})')
             for what, x in (('gallery', gallery), ('queries', queries)))
-    return nb.embedding_method(name, g, q, mesh=mesh, chunk_size=chunk)
+    pose, identity = net.embedding_slices()  # halves of a split combined model, else the whole feature
+    method = nb.embedding_method(name, _unit(g[:, pose]), _unit(q[:, pose]), mesh=mesh, chunk_size=chunk)
+    method.reid_embeddings = _unit(q[:, identity])
+    return method
 
   primary, variables = _variables_for(config, workdir, model, mesh)
   embedded = [embedding_method(primary, variables)]
@@ -164,7 +175,7 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     logging.info('%s: 3D AP@0.5 overall %.3f (%d of %d fits failed)', m.name, table1[-1]['overall'],
                  res['failed'], len(nn))
     if m.embeddings is not None:
-      reid = metrics.reid_metrics(m.embeddings[1], queries['video'], queries['frame_id'])
+      reid = metrics.reid_metrics(m.reid_embeddings, queries['video'], queries['frame_id'])
       _, curves = objectron_ap_curves(res['iou'], queries['category'], score)
       table2.append({
           'method': m.name, 'overall_3d_ap': table1[-1]['overall'],
@@ -173,6 +184,7 @@ def evaluate(config, workdir: str) -> dict[str, str]:
           'reid_top1': reid['top1'], 'frame_jitter': reid['frame_jitter'],
           'objectron_ap50': float(curves['mean'][np.argmin(np.abs(metrics.OBJECTRON_THRESHOLDS - 0.5))])})
     if m.name == primary:
+      res['reid'] = reid['per_query']
       written.update(_write_primary_details(workdir, store, gallery, queries, m, res, score))
       written.update(_write_retrieval_modes(workdir, gallery, queries, *m.embeddings, mesh, symmetric))
       for frac in GALLERY_FRACTIONS:
@@ -217,9 +229,11 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
   nn = res['neighbour']
   rows = [{'video_id': q_video[i], 'frame_id': int(queries['frame_id'][i]),
            'category': CATEGORIES[queries['category'][i]], 'neighbour_video_id': g_video[nn[i]],
-           'neighbour_frame_id': int(gallery['frame_id'][nn[i]]), 'similarity': float(score[i]),
+           'neighbour_frame_id': int(gallery['frame_id'][nn[i]]),
+           'neighbour_category': CATEGORIES[gallery['category'][nn[i]]], 'similarity': float(score[i]),
            'iou': float(res['iou'][i]), 'azimuth_error': float(res['azimuth_error'][i]),
-           'elevation_error': float(res['elevation_error'][i]), 'failure': str(res['failure'][i])}
+           'elevation_error': float(res['elevation_error'][i]), 'failure': str(res['failure'][i]),
+           'reid_map': float(res['reid'][i])}
           for i in range(len(nn))]
   g_emb, q_emb = method.embeddings
   embeddings_npz = os.path.join(workdir, 'eval_embeddings.npz')
@@ -228,7 +242,7 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
            category=np.asarray(CATEGORIES)[queries['category']], record=queries['record'],
            gallery_embeddings=g_emb.astype(np.float32), gallery_video_id=g_video,
            gallery_frame_index=gallery['frame_id'], gallery_category=np.asarray(CATEGORIES)[gallery['category']],
-           gallery_record=gallery['record'])
+           gallery_record=gallery['record'], reid_embeddings=method.reid_embeddings.astype(np.float32))
   fits_npz = os.path.join(workdir, 'eval_fits.npz')
   projected = geometry.project_points(np.nan_to_num(res['fitted']), queries['projection'][:, None])
   np.savez(fits_npz, method=method.name, neighbour=nn, similarity=score, iou=res['iou'],

@@ -117,7 +117,8 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=256):
     * `top1`: the first-ranked frame of that ranking is from q's video; `frame_jitter`: mean |frame id
       difference| to it over the queries where it is.
   Extra, under its own name: `reid_ap_self_excluded`, the standard mean average precision with q removed
-  from its own ranking, over the queries whose video has another frame.
+  from its own ranking, over the queries whose video has another frame. `per_query` holds each query's
+  reference score (for bootstrap intervals over queries).
   The ranking is exact: a full sort of dense score rows, `block` queries at a time.
   """
   emb = np.asarray(embeddings, np.float32)
@@ -141,10 +142,11 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=256):
     jitter.append(np.abs(frame_ids[rows[positive[:, 0]]] - frame_ids[order[positive[:, 0], 0]]))
     others = order != rows[:, None]  # the same ranking with q removed
     aps.append(_average_precision(positive[others].reshape(rows.size, n - 1)))
-  aps, jitter = np.concatenate(aps), np.concatenate(jitter)
+  aps, jitter, aucs = np.concatenate(aps), np.concatenate(jitter), np.concatenate(aucs)
   has_other = ~np.isnan(aps)
   return {
-      'reid_map': float(np.concatenate(aucs).mean()),
+      'per_query': aucs,  # each query's reference score, in input order
+      'reid_map': float(aucs.mean()),
       'top1': float(np.concatenate(top1).mean()),
       'frame_jitter': float(jitter.mean()) if jitter.size else float('nan'),
       'reid_ap_self_excluded': float(aps[has_other].mean()) if has_other.any() else float('nan'),

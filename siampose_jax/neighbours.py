@@ -30,7 +30,8 @@ WITHIN_CATEGORY = ' (1-NN within the true category; uses the label)'
 class Method:
   name: str
   neighbours: Neighbours
-  embeddings: tuple[np.ndarray, np.ndarray] | None = None  # (gallery, queries), for Table 2 and Re-ID
+  embeddings: tuple[np.ndarray, np.ndarray] | None = None  # (gallery, queries): 1-NN, Table 2
+  reid_embeddings: np.ndarray | None = None  # the queries' embeddings for Re-ID (combined model: its own)
   uses_labels: bool = False  # picks among the query's own category (oracle, within-category rows)
 
 
@@ -41,7 +42,7 @@ def embedding_method(name: str, gallery_emb: np.ndarray, query_emb: np.ndarray, 
     idx = np.flatnonzero(mask)
     score, nn = knn.knn(query_emb, gallery_emb[idx], k=1, mesh=mesh, chunk_size=chunk_size)
     return idx[nn[:, 0]], score[:, 0]
-  return Method(name, neighbours, (gallery_emb, query_emb))
+  return Method(name, neighbours, (gallery_emb, query_emb), reid_embeddings=query_emb)
 
 
 def within_category_method(base: Method, gallery_category: np.ndarray, query_category: np.ndarray, *,

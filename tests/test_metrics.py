@@ -145,8 +145,8 @@ def test_reid_metrics_random_against_the_reference_loop(ties):
   got = metrics.reid_metrics(emb, videos, frames, block=7)
   e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
   auc, top1, jitter, ap = _reference_reid_loop(e.astype(np.float32), videos, frames)
-  assert got['num_queries'] == 40
-  assert got['reid_map'] == pytest.approx(auc)
+  assert got['num_queries'] == 40 and got['per_query'].shape == (40,)
+  assert got['reid_map'] == pytest.approx(auc) == pytest.approx(got['per_query'].mean())
   assert got['top1'] == pytest.approx(top1)
   assert got['frame_jitter'] == pytest.approx(jitter)
   assert got['reid_ap_self_excluded'] == pytest.approx(ap)
