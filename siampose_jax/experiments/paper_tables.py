@@ -1,0 +1,254 @@
+"""Every Table 2 method of the paper, trained and evaluated for several seeds; tables of mean ± std and the
+paper's claims tested over seeds.
+
+  python -m siampose_jax.experiments.paper_tables --preset=cpu --seeds=3 --workdir=DIR
+      [--methods=nearby,distant,...] [--imagenet_weights=resnet50.safetensors] [--override KEY=VALUE ...]
+
+Each (method, seed) is one `python -m siampose_jax.main` run in DIR/<method>/seed<k> (its log in run.log
+there); a run whose DONE file exists is reused, and an interrupted one resumes from its last checkpoint, so a
+sweep stopped at any point continues where it was when the same command is run again. Writes
+DIR/table1.{md,csv}, DIR/table2.{md,csv} (mean ± std over seeds per cell) and DIR/claims.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tqdm
+
+from input_pipeline.formats.frame_record import CATEGORIES
+from siampose_jax import reports
+from siampose_jax.experiments import claims as claims_lib
+
+# name -> (config file, --config overrides); the rows of Table 2.
+METHODS = {
+    'nearby': ('configs/nearby.py', {}),
+    'distant': ('configs/distant.py', {}),
+    'same_frame': ('configs/same_frame.py', {}),
+    'ntxent': ('configs/ntxent.py', {}),
+    'tcn': ('configs/tcn.py', {}),
+    'combined': ('configs/combined.py', {}),
+    'random': ('configs/nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
+}
+IMAGENET = ('configs/nearby.py', {'mode': 'eval', 'model.backbone': 'resnet50', 'model.width': 64,
+                                  'model.stem': 'imagenet'})
+DONE = 'DONE'
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_dir(workdir: str, method: str, seed: int) -> str:
+  return os.path.join(workdir, method, f'seed{seed}')
+
+
+def command(method: str, preset: str, seed: int, workdir: str, imagenet_weights: str = '',
+            extra: dict | None = None) -> list[str]:
+  config, overrides = IMAGENET if method == 'imagenet' else METHODS[method]
+  overrides = dict(overrides, seed=seed, **(extra or {}))
+  if method == 'imagenet':
+    overrides['eval.checkpoint'] = f'imagenet:{imagenet_weights}'
+  return ([sys.executable, '-m', 'siampose_jax.main', f'--config={config}:{preset}',
+           f'--workdir={run_dir(workdir, method, seed)}']
+          + [f'--config.{k}={v}' for k, v in overrides.items()])
+
+
+def run_all(workdir: str, methods: list[str], seeds: list[int], preset: str, imagenet_weights: str = '',
+            extra: dict | None = None) -> None:
+  """Runs every (method, seed) not done yet, one after the other, with an overall progress bar."""
+  todo = [(m, s) for m in methods for s in ([0] if m == 'imagenet' else seeds)]
+  done = [t for t in todo if os.path.exists(os.path.join(run_dir(workdir, *t), DONE))]
+  bar = tqdm.tqdm(total=len(todo), initial=len(done), unit='run', desc='paper tables', dynamic_ncols=True)
+  for method, seed in todo:
+    path = run_dir(workdir, method, seed)
+    if (method, seed) in done:
+      continue
+    os.makedirs(path, exist_ok=True)
+    cmd = command(method, preset, seed, workdir, imagenet_weights, extra)
+    bar.set_postfix_str(f'{method} seed {seed}')
+    start = time.time()
+    with open(os.path.join(path, 'run.log'), 'a') as log:
+      proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode:
+      raise RuntimeError(f'{method} seed {seed} failed (exit {proc.returncode}); see {path}/run.log; '
+                         'rerun the same command to resume')
+    with open(os.path.join(path, DONE), 'w') as f:
+      json.dump({'seconds': round(time.time() - start, 1), 'command': cmd}, f, indent=1)
+    bar.update()
+  bar.close()
+
+
+def _mean_std(values: list[float]) -> str:
+  v = np.asarray(values, np.float64)
+  return f'{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}'
+
+
+def _seed_rows(workdir, method, seeds, table):
+  return [reports.read_csv(os.path.join(run_dir(workdir, method, s), table)) for s in seeds]
+
+
+def aggregate(workdir: str, methods: list[str], seeds: list[int]) -> dict[str, str]:
+  """Tables 1 and 2 with mean ± std over seeds of each run's own rows, baselines from the random runs."""
+  seeds_of = {m: [0] if m == 'imagenet' else seeds for m in methods}
+  t1, t2, raw = [], [], []
+  for m in methods:
+    rows1, rows2 = _seed_rows(workdir, m, seeds_of[m], 'table1.csv'), _seed_rows(workdir, m, seeds_of[m],
+                                                                                  'table2.csv')
+    names = [rows2[0][0]['method']]  # the run's own embedding (first row of Table 2)
+    names += [r['method'] for r in rows1[0] if r['method'].startswith(names[0] + ' (')]
+    if m == 'random':  # the model-free baselines once, from the random-init runs
+      names += [r['method'] for r in rows1[0] if r['method'] in reports.BASELINES[:3]]
+    for name in names:
+      per_seed = [next(r for r in rows if r['method'] == name) for rows in rows1]
+      t1.append({k: (_mean_std([r[k] for r in per_seed]) if isinstance(v, float) else v)
+                 for k, v in per_seed[0].items()})
+    per_seed = [rows[0] for rows in rows2]
+    t2.append({k: (_mean_std([r[k] for r in per_seed]) if isinstance(v, float) else v)
+               for k, v in per_seed[0].items()})
+    raw += [dict(r, run=m, seed=s) for s, r in zip(seeds_of[m], per_seed)]
+  notes = (f'Mean ± standard deviation over seeds {seeds} (one `python -m siampose_jax.main` run each; '
+           f'per-seed rows in table2_per_seed.csv).',)
+  out = reports.write_tables(workdir, t1, t2, CATEGORIES, notes=notes)
+  out['table2_per_seed_csv'] = reports.write_csv(os.path.join(workdir, 'table2_per_seed.csv'), raw)
+  return out
+
+
+def _runs_queries(workdir, methods, seeds) -> dict[str, list[claims_lib.RunQueries]]:
+  rows = {m: [reports.read_csv(os.path.join(run_dir(workdir, m, s), 'eval_per_query.csv')) for s in seeds]
+          for m in methods}
+  videos = sorted({r['video_id'] for per_seed in rows.values() for rs in per_seed for r in rs})
+  index = {v: i for i, v in enumerate(videos)}
+  return {m: [claims_lib.from_rows(rs, index) for rs in per_seed] for m, per_seed in rows.items()}
+
+
+def write_claims(workdir: str, methods: list[str], seeds: list[int], samples: int = 1000) -> str:
+  """claims.md: one line per claim of the paper with both means, their difference, a 95 % two-level
+  bootstrap interval (test videos, then seeds) and a verdict."""
+  have = [m for m in methods if m != 'imagenet']
+  runs = _runs_queries(workdir, have, seeds)
+  means = {name: {m: float(np.mean([claims_lib.metric(r, name) for r in runs[m]])) for m in have}
+           for name in claims_lib.METRICS}
+  stds = {name: {m: float(np.std([claims_lib.metric(r, name) for r in runs[m]], ddof=1)) for m in have}
+          for name in claims_lib.METRICS}
+  boot = {name: claims_lib.bootstrap_means(runs, name, samples=samples) for name in claims_lib.METRICS}
+
+  def greater(claim, name, a, b):
+    return claims_lib.greater(claim, boot[name][a], boot[name][b], means[name][a], means[name][b])
+
+  verdicts = []
+  if {'nearby', 'distant'} <= set(have):
+    verdicts.append(greater('nearby > distant on 3D mAP', 'overall_3d_ap', 'nearby', 'distant'))
+    verdicts.append(greater('distant > nearby on Re-ID mAP', 'reid_map', 'distant', 'nearby'))
+  modes = [m for m in ('nearby', 'distant') if m in have]
+  if 'same_frame' in have and modes:
+    best_other = min(modes, key=lambda m: means['reid_map'][m])
+    verdicts.append(greater(f'same-frame has the lowest Re-ID mAP of the SimSiam pair modes '
+                            f'({best_other}, the lower of the others, > same-frame)', 'reid_map',
+                            best_other, 'same_frame'))
+  if 'random' in have:
+    for name, label in claims_lib.METRICS.items():
+      others = [m for m in have if m != 'random']
+      if others:
+        worst = min(others, key=lambda m: means[name][m])
+        verdicts.append(greater(f'random-init embeddings are worst on {label} ({worst}, the worst '
+                                f'trained, > random)', name, worst, 'random'))
+  lines = ['# The paper\'s claims on this benchmark', '',
+           f'{len(seeds)} seeds per method ({seeds}); intervals: 95 % bootstrap ({samples} resamples of '
+           'the test videos, then of each method\'s seeds). Verdict: holds (interval above 0), does not '
+           'hold (below 0), undecided (crosses 0).', '',
+           '| claim | A | B | A - B | 95 % interval | verdict |', '|---|---|---|---|---|---|']
+  lines += [f'| {v.claim} | {v.a:.3f} | {v.b:.3f} | {v.difference:+.3f} | [{v.low:+.3f}, {v.high:+.3f}] | '
+            f'**{v.verdict}** |' for v in verdicts]
+  if 'combined' in have:
+    singles = [m for m in ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn') if m in have]
+    checks = []
+    for name in ('overall_3d_ap', 'reid_map'):
+      best = max(singles, key=lambda m: means[name][m])
+      ok = means[name]['combined'] >= means[name][best] - stds[name][best]
+      checks.append((name, best, ok))
+      lines.append('')
+      lines.append(f'- combined vs the best single model on {claims_lib.METRICS[name]} ({best}): '
+                   f'{means[name]["combined"]:.3f} vs {means[name][best]:.3f} ± {stds[name][best]:.3f} '
+                   f'-> {"within" if ok else "not within"} one std')
+    verdict = 'holds' if all(ok for *_, ok in checks) else 'does not hold'
+    lines += ['', f'**The combined model is within one std of the best single model on 3D mAP and on Re-ID '
+                  f'mAP at once: {verdict}.**']
+  path = os.path.join(workdir, 'claims.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return path
+
+
+def _run_seconds(workdir, methods, seeds) -> float:
+  total = 0.0
+  for m in methods:
+    for s in ([0] if m == 'imagenet' else seeds):
+      with open(os.path.join(run_dir(workdir, m, s), DONE)) as f:
+        total += json.load(f)['seconds']
+  return total
+
+
+def write_results(workdir: str, methods: list[str], seeds: list[int], preset: str, written: dict,
+                  argv: list[str]) -> str:
+  """results.md: how the sweep was run (command, machine, versions, seeds, wall time), both tables and
+  every verdict, in one file (docs/results_synthetic.md is a copy of one)."""
+  import platform  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  env = (f'{platform.platform()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, '
+         f'jax {jax.__version__} ({jax.default_backend()}), flax {flax.__version__}')
+  hours = _run_seconds(workdir, methods, seeds) / 3600
+  parts = ['# Paper tables and claims over seeds', '',
+           f'- command: `python -m siampose_jax.experiments.paper_tables {" ".join(argv)}`',
+           f'- preset `{preset}`, methods {methods}, seeds {seeds}',
+           f'- machine: {env}',
+           f'- wall time of the runs: {hours:.2f} h (sum of the runs\' DONE files)', '']
+  for key in ('table1_md', 'table2_md', 'claims_md'):
+    with open(written[key]) as f:
+      parts += ['', f.read().replace('\n# ', '\n## ').replace('# ', '## ', 1)]
+  path = os.path.join(workdir, 'results.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(parts))
+  return path
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+  p.add_argument('--workdir', required=True)
+  p.add_argument('--preset', default='cpu')
+  p.add_argument('--seeds', type=int, default=3)
+  p.add_argument('--methods', default=','.join(METHODS), help=f'comma-separated, of {list(METHODS)}')
+  p.add_argument('--imagenet_weights', default='', help='torchvision ResNet-50 weights: adds an ImageNet row')
+  p.add_argument('--bootstrap', type=int, default=1000)
+  p.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
+                 help='a --config.KEY=VALUE for every run (repeatable), e.g. total_steps=500')
+  args = p.parse_args(argv)
+  bad = [o for o in args.override if '=' not in o]
+  if bad:
+    p.error(f'--override needs KEY=VALUE, got {bad}')
+  extra = dict(o.split('=', 1) for o in args.override)
+  methods = args.methods.split(',')
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    p.error(f'unknown methods {unknown}; expected some of {list(METHODS)}')
+  if args.imagenet_weights:
+    methods.append('imagenet')
+  seeds = list(range(args.seeds))
+  workdir = os.path.abspath(os.path.expanduser(args.workdir))
+  start = time.time()
+  run_all(workdir, methods, seeds, args.preset, args.imagenet_weights, extra)
+  written = aggregate(workdir, methods, seeds)
+  written['claims_md'] = write_claims(workdir, methods, seeds, args.bootstrap)
+  written['results_md'] = write_results(workdir, methods, seeds, args.preset, written,
+                                        sys.argv[1:] if argv is None else argv)
+  print(f'\n{len(methods)} methods x {len(seeds)} seeds in {workdir} ({time.time() - start:.0f} s this call)')
+  for name, path in sorted(written.items()):
+    print(f'  {name}: {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

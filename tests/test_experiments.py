@@ -1,0 +1,70 @@
+"""The experiment runner: a sweep over methods and seeds that resumes after an interruption without
+re-running finished runs, and the claims' bootstrap intervals on constructed per-query results."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from siampose_jax import reports
+from siampose_jax.experiments import claims, paper_tables
+
+
+def _runs_log_sizes(workdir):
+  return {(m, s): os.path.getsize(os.path.join(paper_tables.run_dir(workdir, m, s), 'run.log'))
+          for m in ('nearby', 'random') for s in (0, 1)}
+
+
+def test_sweep_resumes_without_rerunning_finished_runs(tmp_path):
+  workdir = str(tmp_path / 'sweep')
+  args = ['--preset=test', '--seeds=2', '--methods=nearby,random', f'--workdir={workdir}', '--bootstrap=20',
+          '--override', 'total_steps=3', '--override', f'data.cache_dir={tmp_path / "cache"}']
+  # The sweep is killed while training (nearby, seed 1): it left a checkpoint, no DONE file.
+  assert paper_tables.main(args) == 0
+  killed = paper_tables.run_dir(workdir, 'nearby', 1)
+  os.remove(os.path.join(killed, paper_tables.DONE))
+  for name in ('table1.csv', 'table2.csv', 'eval_per_query.csv'):
+    os.remove(os.path.join(killed, name))
+  before = _runs_log_sizes(workdir)
+  assert paper_tables.main(args) == 0
+  after = _runs_log_sizes(workdir)
+  assert [k for k in before if after[k] != before[k]] == [('nearby', 1)]  # only that run ran again
+  assert 'resumed from' in open(os.path.join(killed, 'run.log')).read()
+  table2 = reports.read_csv(os.path.join(workdir, 'table2.csv'))
+  assert [r['method'] for r in table2] == ['Our embeddings (nearby pairs)', 'Random embeddings']
+  mean, std = (float(x) for x in table2[0]['reid_map'].split(' ± '))
+  per_seed = [r['reid_map'] for r in reports.read_csv(os.path.join(workdir, 'table2_per_seed.csv'))
+              if r['run'] == 'nearby']
+  assert mean == pytest.approx(np.mean(per_seed), abs=0.006) and std == pytest.approx(np.std(per_seed, ddof=1),
+                                                                                         abs=0.006)
+  claims_md = open(os.path.join(workdir, 'claims.md')).read()
+  assert 'random-init embeddings are worst on 3D mAP' in claims_md
+  assert any(v in claims_md for v in ('**holds**', '**does not hold**', '**undecided**'))
+  assert os.path.exists(os.path.join(workdir, 'results.md'))
+
+
+def _runs(rng, n_videos, per_video, shift, seeds=3):
+  video = np.repeat(np.arange(n_videos), per_video)
+  out = []
+  for _ in range(seeds):
+    iou = np.clip(rng.normal(0.5 + shift, 0.2, video.size), 0, 1)
+    out.append(claims.RunQueries(video=video, category=np.array(['cup', 'shoe'])[video % 2], iou=iou,
+                                 correct=rng.random(video.size) < 0.8 + shift,
+                                 reid=np.clip(rng.normal(0.5 + shift, 0.1, video.size), 0, 1)))
+  return out
+
+
+def test_claim_verdicts_follow_the_bootstrap_interval():
+  rng = np.random.default_rng(0)
+  runs = {'a': _runs(rng, 40, 10, 0.1), 'b': _runs(rng, 40, 10, 0.0), 'c': _runs(rng, 40, 10, 0.1)}
+  boot = claims.bootstrap_means(runs, 'reid_map', samples=200)
+  means = {m: np.mean([claims.metric(r, 'reid_map') for r in runs[m]]) for m in runs}
+  assert claims.greater('a > b', boot['a'], boot['b'], means['a'], means['b']).verdict == 'holds'
+  assert claims.greater('b > a', boot['b'], boot['a'], means['b'], means['a']).verdict == 'does not hold'
+  assert claims.greater('a > c', boot['a'], boot['c'], means['a'], means['c']).verdict == 'undecided'
+  # The metric is the paper's: the mean over categories of the fraction of IoU above 0.5.
+  r = runs['a'][0]
+  want = np.mean([np.mean(r.iou[r.category == c] > 0.5) for c in ('cup', 'shoe')])
+  assert claims.metric(r, 'overall_3d_ap') == pytest.approx(want)
+  assert claims.metric(r, 'classif_acc') == pytest.approx(100 * r.correct.mean())
