@@ -36,6 +36,10 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   # (costs the overlap of host work with the device; off for the paper's accelerator runs).
   c.measure_data_wait = False
 
+  # A non-finite loss or gradient norm: stop (naming the step; the last good checkpoint stays the latest)
+  # or skip that update (counted as skipped_updates in the metrics).
+  c.train = ml_collections.ConfigDict(dict(on_nonfinite='stop'))
+
   c.data = ml_collections.ConfigDict()
   c.data.root = config_dict.placeholder(str)   # unset: the synthetic set is generated once into cache_dir
   c.data.format = 'records'          # records | sequences | raw (Objectron layouts)

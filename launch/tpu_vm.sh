@@ -1,25 +1,48 @@
 #!/usr/bin/env bash
-# Cloud TPU VM lifecycle for siampose-jax: create | setup | run | delete (see launch/README.md).
+# Cloud TPU VM lifecycle for siampose-jax (see launch/README.md):
+#   launch/tpu_vm.sh [--dry-run] create NAME ZONE TYPE | setup NAME ZONE | run NAME ZONE ARGS... | delete NAME ZONE
+# --dry-run prints each command (shell-quoted, one per line) instead of running it.
 set -euo pipefail
-cmd=${1:?usage: tpu_vm.sh create|setup|run|delete NAME ZONE [...]}
+dry_run=0
+if [ "${1:-}" = --dry-run ]; then
+  dry_run=1
+  shift
+fi
+usage='usage: tpu_vm.sh [--dry-run] create|setup|run|delete NAME ZONE [...]'
+cmd=${1:?$usage}
 name=${2:?TPU VM name}
 zone=${3:?zone, e.g. us-central2-b}
 shift 3
 repo=$(cd "$(dirname "$0")/.." && pwd)
-ssh_all() { gcloud compute tpus tpu-vm ssh "$name" --zone="$zone" --worker=all --command="$1"; }
+tarball=/tmp/siampose_jax.tgz
+
+quote() {  # one argument as the shell reads it back: bare when plain, else single-quoted
+  if [[ $1 =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then printf '%s' "$1"; else printf '%s' "${1@Q}"; fi
+}
+do_run() {  # runs its arguments, or prints them with --dry-run
+  if [ "$dry_run" = 1 ]; then
+    quote "$1"
+    shift
+    for arg in "$@"; do printf ' '; quote "$arg"; done
+    printf '\n'
+  else
+    "$@"
+  fi
+}
+ssh_all() { do_run gcloud compute tpus tpu-vm ssh "$name" --zone="$zone" --worker=all --command="$1"; }
+
 case "$cmd" in
   create)
-    gcloud compute tpus tpu-vm create "$name" --zone="$zone" --accelerator-type="${1:?accelerator type, e.g. v4-32}" \
-      --version="${TPU_VERSION:-tpu-ubuntu2204-base}" ;;
+    do_run gcloud compute tpus tpu-vm create "$name" --zone="$zone" \
+      --accelerator-type="${1:?accelerator type, e.g. v4-32}" --version="${TPU_VERSION:-tpu-ubuntu2204-base}" ;;
   setup)
-    tar -C "$repo" --exclude=.venv --exclude=.git --exclude=runs -czf /tmp/siampose_jax.tgz .
-    gcloud compute tpus tpu-vm scp /tmp/siampose_jax.tgz "$name":~/ --zone="$zone" --worker=all
-    ssh_all 'mkdir -p ~/siampose_jax && tar -C ~/siampose_jax -xzf ~/siampose_jax.tgz &&
-             cd ~/siampose_jax && python3 -m venv .venv && . .venv/bin/activate && pip install -q -e ".[tpu]"' ;;
+    do_run tar -C "$repo" --exclude=.venv --exclude=.git --exclude=runs -czf "$tarball" .
+    do_run gcloud compute tpus tpu-vm scp "$tarball" "$name":~/ --zone="$zone" --worker=all
+    ssh_all 'mkdir -p ~/siampose_jax && tar -C ~/siampose_jax -xzf ~/siampose_jax.tgz && cd ~/siampose_jax && python3 -m venv .venv && . .venv/bin/activate && pip install -q -e ".[tpu]"' ;;
   run)
-    args=$(printf '%q ' "$@")
-    ssh_all "cd ~/siampose_jax && . .venv/bin/activate && SIAMPOSE_DISTRIBUTED=1 python -m siampose_jax.main $args" ;;
+    args=$(printf ' %q' "$@")
+    ssh_all "cd ~/siampose_jax && . .venv/bin/activate && SIAMPOSE_DISTRIBUTED=1 python -m siampose_jax.main$args" ;;
   delete)
-    gcloud compute tpus tpu-vm delete "$name" --zone="$zone" --quiet ;;
-  *) echo "unknown command $cmd" >&2; exit 2 ;;
+    do_run gcloud compute tpus tpu-vm delete "$name" --zone="$zone" --quiet ;;
+  *) echo "unknown command $cmd; $usage" >&2; exit 2 ;;
 esac

@@ -1,22 +1,34 @@
 """Orbax checkpoints holding the train state and the Grain iterator state together, so a resume is exact.
 
-Grain stores its iterator state per process (`process_<i>-of-<n>.json`), so a run must resume with the same
-number of processes it was saved with; a mismatch is reported as such instead of Grain's bare file error.
+Portable across device and process counts: arrays are restored into the shardings of the target state
+(a checkpoint saved on 8 devices restores on 1 and back). Grain stores its iterator state per process
+(`process_<i>-of-<n>.json`); when the process count changed, the iterator is instead positioned at the
+checkpoint's step (the loader's batch i is a pure function of i, whatever the process count; see
+input_pipeline/loader/datasets.py), with a warning.
 """
 from __future__ import annotations
 
-import os
+import signal
+import threading
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+from etils import epath
+from jax.experimental import multihost_utils
+
+from input_pipeline.formats import paths
 
 
-def make_manager(workdir: str, *, keep: int = 3, save_interval_steps: int = 1) -> ocp.CheckpointManager:
-  directory = os.path.join(os.path.abspath(os.path.expanduser(workdir)), 'checkpoints')
+def checkpoint_dir(workdir) -> epath.Path:
+  return paths.resolve(workdir) / 'checkpoints'
+
+
+def make_manager(workdir, *, keep: int = 3, save_interval_steps: int = 1) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=save_interval_steps,
                                          create=True)
-  return ocp.CheckpointManager(directory, options=options, item_names=('state', 'data'))
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=('state', 'data'))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, data_iterator, *, force: bool = False) -> bool:
@@ -34,28 +46,27 @@ def restore(manager: ocp.CheckpointManager, state, data_iterator=None, step: int
   """Restores `step` (default: latest) into the structure/shardings of `state`; returns (state, step).
 
   Returns (state, None) unchanged when the directory holds no checkpoint. The Grain iterator, if given, is
-  restored in place.
+  restored in place: from its saved state, or positioned at `step` when the process count changed.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     return state, None
   args = {'state': ocp.args.StandardRestore(_abstract(state))}
-  if data_iterator is not None:
-    _check_process_count(manager, step)
+  same_processes = data_iterator is not None and _saved_for_this_process(manager, step)
+  if same_processes:
     args['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**args))
+  if data_iterator is not None and not same_processes:
+    position_iterator(data_iterator, step)
   return restored['state'], step
 
 
-def restore_params(path: str, state):
+def restore_params(path, state):
   """Loads the train state of a checkpoint step directory (…/checkpoints/<step>) or a workdir's latest."""
-  path = os.path.abspath(os.path.expanduser(path))
-  if os.path.isdir(os.path.join(path, 'checkpoints')):
-    path = os.path.join(path, 'checkpoints')
-  if os.path.basename(path).isdigit():
-    root, step = os.path.dirname(path), int(os.path.basename(path))
-  else:
-    root, step = path, None
+  path = paths.resolve(path)
+  if (path / 'checkpoints').is_dir():
+    path = checkpoint_dir(path)
+  root, step = (path.parent, int(path.name)) if path.name.isdigit() else (path, None)
   manager = ocp.CheckpointManager(root, item_names=('state', 'data'))
   restored, step = restore(manager, state, None, step)
   if step is None:
@@ -63,13 +74,58 @@ def restore_params(path: str, state):
   return restored, step
 
 
-def _check_process_count(manager: ocp.CheckpointManager, step: int) -> None:
-  data_dir = os.path.join(str(manager.directory), str(step), 'data')
-  if not os.path.isdir(data_dir):
+def position_iterator(data_iterator, step: int) -> None:
+  """Sets a fresh Grain iterator over the batched training dataset to yield batch `step` next."""
+  fresh = data_iterator.get_state()
+  if set(fresh) != {'next_index'}:
+    raise ValueError(
+        f'cannot position a Grain iterator with state keys {sorted(fresh)} at step {step} (worker '
+        'processes): resume once with config.data.worker_count=0 after changing the process count')
+  data_iterator.set_state({'next_index': int(step)})
+
+
+def _saved_for_this_process(manager: ocp.CheckpointManager, step: int) -> bool:
+  """Whether the checkpoint holds this process's Grain state; warns when it was saved by another count."""
+  data_dir = epath.Path(manager.directory) / str(step) / 'data'
+  if not data_dir.is_dir():
     raise FileNotFoundError(f'checkpoint step {step} has no data iterator state ({data_dir})')
   want = f'process_{jax.process_index()}-of-{jax.process_count()}.json'
-  have = sorted(f for f in os.listdir(data_dir) if f.endswith('.json'))
-  if want not in have:
-    raise ValueError(
-        f'checkpoint {data_dir} holds Grain iterator states {have} but this run is process '
-        f'{jax.process_index()} of {jax.process_count()}: resume with the process count it was saved with')
+  have = sorted(p.name for p in data_dir.iterdir() if p.name.endswith('.json'))
+  if want in have:
+    return True
+  logging.warning('checkpoint %s holds Grain iterator states %s, saved by another process count; this run '
+                  'is process %d of %d: the data iterator restarts at step %d from the step alone',
+                  data_dir, have, jax.process_index(), jax.process_count(), step)
+  return False
+
+
+class PreemptionNotice:
+  """Says at which step to checkpoint and stop after a preemption notice (SIGTERM: what a Cloud TPU
+  preemption, `docker stop` and batch schedulers send, some seconds before killing the process).
+
+  One process: a SIGTERM handler sets a flag that `reached(step)` returns. Several processes: JAX's
+  preemption sync manager (started by `jax.distributed.initialize`, with its own SIGTERM handler) spreads
+  a notice that any process gets to all of them and picks one step at which every process's
+  `reached(step)` is True, so all of them save the same step. Call `reached` once per step, every step.
+  """
+
+  def __init__(self):
+    self.received = False
+    self._previous = None
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+  def _on_sigterm(self, signum, frame):
+    del signum, frame
+    self.received = True
+
+  def reached(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.received
+
+  def close(self) -> None:
+    """Gives SIGTERM back its previous handler (after training, a SIGTERM stops the program again)."""
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None

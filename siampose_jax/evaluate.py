@@ -14,7 +14,7 @@ import os
 import numpy as np
 from absl import logging
 
-from input_pipeline.formats import geometry
+from input_pipeline.formats import geometry, paths
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store, ingest
@@ -123,8 +123,8 @@ def _table1_row(name: str, res: dict, queries: dict) -> dict:
 
 def evaluate(config, workdir: str) -> dict[str, str]:
   """Runs every method and baseline on the frame store of `config.data`; returns the written files."""
-  workdir = os.path.abspath(os.path.expanduser(workdir))
-  os.makedirs(workdir, exist_ok=True)
+  workdir = str(paths.resolve(workdir))  # local or gs://: the writers in reports.py use etils.epath
+  paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices or None)
   store = frame_store.open_store(ingest.prepare_store(config.data))
   if not store.has_frames('test'):

@@ -5,9 +5,12 @@ Thin on purpose (flax examples style): flags -> config -> `train.train_and_evalu
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from input_pipeline.formats import paths
 
 import jax
 
@@ -52,14 +55,21 @@ def main(argv):
   written = {}
   from siampose_jax import train  # pylint: disable=g-import-not-at-top (after flags are parsed)
   if config.mode in ('train', 'train_and_eval'):
-    result = train.train_and_evaluate(config, workdir)
+    try:
+      result = train.train_and_evaluate(config, workdir)
+    except FloatingPointError as e:  # config.train.on_nonfinite=stop: a clear message, exit status 1
+      sys.exit(f'error: {e}')
     written.update({k: v for k, v in result['metrics'].items() if isinstance(v, str)})
     logging.info('final metrics: %s', {k: v for k, v in result['metrics'].items()
                                        if isinstance(v, float)})
+    if 'preempted_at_step' in result['metrics']:  # checkpointed: exit 0 at once, resume on restart
+      print(f'\npreempted at step {result["metrics"]["preempted_at_step"]}: checkpoint saved in '
+            f'{workdir}; rerun the same command to resume')
+      return
   if config.mode in ('eval', 'train_and_eval'):
     from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
     written.update(evaluate.evaluate(config, workdir))
-  print(f'\nworkdir: {os.path.abspath(workdir)}')
+  print(f'\nworkdir: {paths.resolve(workdir)}')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')
 

@@ -8,11 +8,16 @@ from siampose_jax import embedding, knn
 
 
 class OnlineKNN:
-  """Holds fixed gallery/query crops; `__call__(state)` embeds both with the current weights and scores."""
+  """Holds fixed gallery/query crops; `__call__(state)` embeds both with the current weights and scores.
+
+  The crops are decoded once, here (in parallel threads when given as `frame_store.CropSource`s): pick the
+  frames first (`subsample`), so that only those are decoded and held.
+  """
 
   def __init__(self, model, mesh, gallery: dict, queries: dict, *, batch_size: int = 256):
     self.mesh = mesh
-    self.gallery, self.queries = gallery, queries
+    self.gallery = dict(gallery, image=np.asarray(gallery['image']))
+    self.queries = dict(queries, image=np.asarray(queries['image']))
     self.batch_size = batch_size
     self.embed_fn = embedding.make_embed_fn(model, mesh)
 
@@ -28,10 +33,18 @@ class OnlineKNN:
     return {'knn_category_acc': float(np.mean(pred == self.queries['category']))}
 
 
+PER_VIDEO_KEYS = ('video_ids',)  # indexed by video, not by frame: kept whole
+
+
 def subsample(arrays: dict, max_items: int, seed: int = 0) -> dict:
-  """A fixed, seeded subset (sorted indices) of a dict of aligned arrays, to bound the monitor's cost."""
-  n = len(next(iter(arrays.values())))
+  """A fixed, seeded subset (sorted indices) of a dict of per-frame arrays (`frame_store.eval_arrays`),
+  to bound the monitor's cost; a lazy `CropSource` stays lazy (`take`), so only the subset is decoded."""
+  n = len(arrays['category'])
   if n <= max_items:
     return arrays
   keep = np.sort(np.random.default_rng(seed).choice(n, max_items, replace=False))
-  return {k: v[keep] for k, v in arrays.items()}
+  def pick(key, value):
+    if key in PER_VIDEO_KEYS:
+      return value
+    return value[keep] if isinstance(value, np.ndarray) else value.take(keep)
+  return {k: pick(k, v) for k, v in arrays.items()}

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging as py_logging
 import os
+import tempfile
 import time
 
 from absl import logging
+from etils import epath
 from tensorboardX import SummaryWriter
+
+from input_pipeline.formats import paths
 
 
 _CHATTY = ('/orbax/', '/grain/', '/jax/_src/xla_bridge', '/matplotlib/')
@@ -75,36 +79,59 @@ def log_line(step: int, total: int, metrics: dict[str, float]) -> None:
 
 
 class JsonlLog:
-  """Appends one JSON object per logged step; on resume, rows past the restored step are dropped."""
+  """One JSON object per logged step; on resume, rows past the restored step are dropped.
 
-  def __init__(self, path: str, resume_step: int | None):
-    self.path = path
-    if resume_step is not None and os.path.exists(path):
-      with open(path) as f:
-        rows = [json.loads(l) for l in f if l.strip()]
-      with open(path, 'w') as f:
-        for r in rows:
-          if r.get('step', 0) <= resume_step:
-            f.write(json.dumps(r) + '\n')
-    elif resume_step is None and os.path.exists(path):
-      os.remove(path)
+  Local files are appended to; a file on Cloud Storage (no appends there) is rewritten whole from the
+  rows kept in memory, so it is complete after every write.
+  """
+
+  def __init__(self, path, resume_step: int | None):
+    self.path = paths.resolve(path)
+    self.rows: list[str] = []
+    if resume_step is not None and self.path.exists():
+      rows = [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+      self.rows = [json.dumps(r) for r in rows if r.get('step', 0) <= resume_step]
+    self.path.write_text(''.join(r + '\n' for r in self.rows))
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
-    with open(self.path, 'a') as f:
-      f.write(json.dumps({'step': step, **{k: float(v) for k, v in metrics.items()}}) + '\n')
+    row = json.dumps({'step': step, **{k: float(v) for k, v in metrics.items()}})
+    if paths.is_local(self.path):
+      self.rows = []  # appended: nothing to keep
+      with self.path.open('a') as f:
+        f.write(row + '\n')
+    else:
+      self.rows.append(row)
+      self.path.write_text(''.join(r + '\n' for r in self.rows))
 
 
 class ScalarWriter:
-  """TensorBoard scalars (tensorboardX writes event files without TensorFlow); only process 0 writes."""
+  """TensorBoard scalars (tensorboardX writes event files without TensorFlow); only process 0 writes.
 
-  def __init__(self, logdir: str, enabled: bool = True):
-    self._writer = SummaryWriter(logdir) if enabled else None
+  tensorboardX writes local files: for a log dir on Cloud Storage the events go to a local folder and
+  each `flush()` copies the event file up (it holds scalars only, so it stays small).
+  """
+
+  def __init__(self, logdir, enabled: bool = True):
+    self.logdir = paths.resolve(logdir)
+    self._local = str(self.logdir) if paths.is_local(self.logdir) else tempfile.mkdtemp(prefix='tb_')
+    self._writer = SummaryWriter(self._local) if enabled else None
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     if self._writer is not None:
       for k, v in scalars.items():
         self._writer.add_scalar(k, v, step)
 
+  def flush(self) -> None:
+    if self._writer is None:
+      return
+    self._writer.flush()
+    if not paths.is_local(self.logdir):
+      self.logdir.mkdir(parents=True, exist_ok=True)
+      for name in os.listdir(self._local):
+        epath.Path(os.path.join(self._local, name)).copy(self.logdir / name, overwrite=True)
+
   def close(self) -> None:
     if self._writer is not None:
+      self.flush()
       self._writer.close()
+      self._writer = None

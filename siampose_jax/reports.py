@@ -2,31 +2,44 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 
 import matplotlib
+from etils import epath
+
+from input_pipeline.formats import paths
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def read_jsonl(path: str) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+def read_jsonl(path) -> list[dict]:
+  return [json.loads(line) for line in epath.Path(path).read_text().splitlines() if line.strip()]
 
 
-def write_csv(path: str, rows: list[dict], columns: list[str] | None = None) -> str:
+def write_csv(path, rows: list[dict], columns: list[str] | None = None) -> str:
   columns = columns or sorted({k for r in rows for k in r}, key=lambda k: (k != 'step', k))
-  with open(path, 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=columns)
-    w.writeheader()
-    for r in rows:
-      w.writerow({k: r.get(k, '') for k in columns})
-  return path
+  buf = io.StringIO(newline='')
+  w = csv.DictWriter(buf, fieldnames=columns)
+  w.writeheader()
+  for r in rows:
+    w.writerow({k: r.get(k, '') for k in columns})
+  epath.Path(path).write_text(buf.getvalue())
+  return str(path)
 
 
-def write_markdown(path: str, rows: list[dict], columns: list[str], title: str = '',
+def save_figure(fig, path) -> str:
+  """A matplotlib figure as PNG at `path` (local or gs://), then closed."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=100)
+  plt.close(fig)
+  epath.Path(path).write_bytes(buf.getvalue())
+  return str(path)
+
+
+def write_markdown(path, rows: list[dict], columns: list[str], title: str = '',
                    fmt: str = '{:.2f}', notes: list[str] = ()) -> str:
   def cell(v):
     return fmt.format(v) if isinstance(v, float) else str(v)
@@ -35,18 +48,18 @@ def write_markdown(path: str, rows: list[dict], columns: list[str], title: str =
   lines += ['| ' + ' | '.join(cell(r.get(c, '')) for c in columns) + ' |' for r in rows]
   if notes:
     lines += [''] + list(notes)
-  with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  return path
+  epath.Path(path).write_text('\n'.join(lines) + '\n')
+  return str(path)
 
 
-def training_reports(workdir: str) -> dict[str, str]:
+def training_reports(workdir) -> dict[str, str]:
   """metrics.jsonl -> metrics.csv and training_curves.png (loss, online 1-NN accuracy, throughput)."""
-  src = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(src):
+  workdir = paths.resolve(workdir)
+  src = workdir / 'metrics.jsonl'
+  if not src.exists():
     return {}
   rows = read_jsonl(src)
-  out = {'metrics_csv': write_csv(os.path.join(workdir, 'metrics.csv'), rows)}
+  out = {'metrics_csv': write_csv(workdir / 'metrics.csv', rows)}
   panels = [k for k in ('loss', 'knn_category_acc', 'pairs_per_sec') if any(k in r for r in rows)]
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
   for ax, key in zip(axes[0], panels):
@@ -56,9 +69,7 @@ def training_reports(workdir: str) -> dict[str, str]:
     ax.set_title(key)
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  out['curves_png'] = os.path.join(workdir, 'training_curves.png')
-  fig.savefig(out['curves_png'], dpi=100)
-  plt.close(fig)
+  out['curves_png'] = save_figure(fig, workdir / 'training_curves.png')
   return out
 
 
@@ -83,17 +94,18 @@ BASELINES = ('Random fit', 'Random in-category fit', 'Nearest true viewpoint (or
              'ImageNet embeddings')
 
 
-def write_tables(workdir: str, table1: list[dict], table2: list[dict], categories,
+def write_tables(workdir, table1: list[dict], table2: list[dict], categories,
                  notes: tuple[str, ...] = ()) -> dict[str, str]:
   """table1.{md,csv}: one row per method, per-category AP@0.5 + overall (+ fit failures and viewpoint
   errors); table2.{md,csv}: the paper's Table 2 columns, then extra, named ones."""
+  workdir = paths.resolve(workdir)
   cols1 = (['method'] + [c for c in categories if any(c in r for r in table1)] + ['overall']
            + [k for k in TABLE1_EXTRA if any(k in r for r in table1)])
   names1 = {'method': 'method', **TABLE1_EXTRA}
   renamed1 = [{names1.get(k, k): v for k, v in r.items()} for r in table1]
   out = {
-      'table1_csv': write_csv(os.path.join(workdir, 'table1.csv'), table1, cols1),
-      'table1_md': write_markdown(os.path.join(workdir, 'table1.md'), renamed1,
+      'table1_csv': write_csv(workdir / 'table1.csv', table1, cols1),
+      'table1_md': write_markdown(workdir / 'table1.md', renamed1,
                                   [names1.get(c, c) for c in cols1], TABLE1_TITLE,
                                   notes=TABLE1_NOTES + tuple(notes)),
   }
@@ -101,14 +113,14 @@ def write_tables(workdir: str, table1: list[dict], table2: list[dict], categorie
     cols2 = [k for k in TABLE2_COLUMNS if k in ('method', 'classif_acc', 'overall_3d_ap', 'reid_map')
              or any(k in r for r in table2)]
     renamed = [{TABLE2_COLUMNS[k]: v for k, v in r.items() if k in TABLE2_COLUMNS} for r in table2]
-    out['table2_csv'] = write_csv(os.path.join(workdir, 'table2.csv'), table2, cols2)
-    out['table2_md'] = write_markdown(os.path.join(workdir, 'table2.md'), renamed,
+    out['table2_csv'] = write_csv(workdir / 'table2.csv', table2, cols2)
+    out['table2_md'] = write_markdown(workdir / 'table2.md', renamed,
                                       [TABLE2_COLUMNS[k] for k in cols2], TABLE2_TITLE,
                                       notes=TABLE2_NOTES + tuple(notes))
   return out
 
 
-def plot_ap_curve(path: str, thresholds, curves: dict, title: str) -> str:
+def plot_ap_curve(path, thresholds, curves: dict, title: str) -> str:
   """Objectron-style AP vs 3D IoU threshold: the mean over categories bold, each category thin."""
   fig, ax = plt.subplots(figsize=(5.0, 3.4))
   for name, ap in curves.items():
@@ -122,14 +134,11 @@ def plot_ap_curve(path: str, thresholds, curves: dict, title: str) -> str:
   ax.legend(fontsize=6, ncol=2)
   ax.set_title(title, fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
-def read_csv(path: str) -> list[dict]:
-  with open(path, newline='') as f:
-    rows = list(csv.DictReader(f))
+def read_csv(path) -> list[dict]:
+  rows = list(csv.DictReader(io.StringIO(epath.Path(path).read_text(), newline='')))
   for r in rows:
     for k, v in r.items():
       try:
@@ -152,8 +161,8 @@ def combine_tables(workdirs: list[str], out_dir: str, categories) -> dict[str, s
   tables = {'table1.csv': [], 'table2.csv': []}
   for w in workdirs:
     for name, rows in tables.items():
-      path = os.path.join(w, name)
-      if not os.path.exists(path):
+      path = paths.resolve(w) / name
+      if not path.exists():
         raise FileNotFoundError(f'{path} not found: evaluate {w} first (--config.mode=eval)')
       rows.extend((os.path.basename(os.path.normpath(w)), r) for r in read_csv(path))
   combined, notes = {}, []
@@ -170,7 +179,7 @@ def combine_tables(workdirs: list[str], out_dir: str, categories) -> dict[str, s
       else:
         out.append(dict(r, method=f'{r["method"]} [{run}]') if len(same_name) > 1 else r)
     combined[name] = out
-  os.makedirs(out_dir, exist_ok=True)
+  paths.resolve(out_dir).mkdir(parents=True, exist_ok=True)
   return write_tables(out_dir, combined['table1.csv'], combined['table2.csv'], categories,
                       notes=tuple(sorted(set(notes))))
 

@@ -9,10 +9,11 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from absl import logging
 
+from input_pipeline.formats import paths
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store
 from input_pipeline.store import ingest
@@ -32,10 +33,46 @@ def total_steps_for(config: ml_collections.ConfigDict, num_train_frames: int) ->
   return int(config.num_epochs * steps_per_epoch)
 
 
+ON_NONFINITE = ('stop', 'skip')
+
+
+def guard_nonfinite(train_step, policy: str):
+  """The step, also counting on device (no host sync) the updates whose loss or gradient norm is not
+  finite: `faults` = [count, first such step]. With policy 'skip' those updates are dropped (the state
+  keeps its previous parameters, statistics and optimiser slots; only its step counter moves on)."""
+  if policy not in ON_NONFINITE:
+    raise ValueError(f'config.train.on_nonfinite={policy!r}: expected one of {ON_NONFINITE}')
+
+  def guarded(state, batch, faults):
+    new, metrics = train_step(state, batch)
+    bad = ~(jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm']))
+    if policy == 'skip':
+      kept = jax.tree.map(lambda n, o: jnp.where(bad, o, n), (new.params, new.batch_stats, new.opt_state),
+                          (state.params, state.batch_stats, state.opt_state))
+      new = new.replace(params=kept[0], batch_stats=kept[1], opt_state=kept[2])
+    first = jnp.where((faults[0] == 0) & bad, new.step, faults[1])
+    return new, metrics, jnp.stack([faults[0] + bad, first]).astype(jnp.int32)
+
+  return jax.jit(guarded, donate_argnums=(0,))
+
+
+def check_nonfinite(faults, policy: str, manager) -> int:
+  """The count of non-finite updates so far; with policy 'stop' any is an error naming the first step
+  (called before each checkpoint, so none holds parameters from after a fault)."""
+  count, first = (int(v) for v in jax.device_get(faults))
+  if count and policy == 'stop':
+    manager.wait_until_finished()
+    raise FloatingPointError(
+        f'non-finite loss or gradient norm at step {first} ({count} such steps up to now); stopped '
+        f'without saving. The last good checkpoint is step {manager.latest_step()} in {manager.directory} '
+        '(config.train.on_nonfinite=skip drops such updates instead)')
+  return count
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming from `workdir` if it holds checkpoints) and returns the final metrics."""
-  workdir = os.path.abspath(os.path.expanduser(workdir))
-  os.makedirs(workdir, exist_ok=True)
+  workdir = str(paths.resolve(workdir))  # local or gs://: every file below goes through etils.epath
+  paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:
     encoder.save_config(config, workdir)
 
@@ -70,7 +107,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info('resumed from %s at step %d', manager.directory, restored_step)
 
   # --- Step and online monitor.
-  train_step = step_lib.jit_train_step(model, tx, mesh, objective=objective)
+  policy = config.train.on_nonfinite
+  train_step = guard_nonfinite(step_lib.jit_train_step(model, tx, mesh, objective=objective), policy)
+  faults = jax.jit(lambda: jnp.zeros(2, jnp.int32), out_shardings=sharding.replicated(mesh))()  # [count, first]
   online_knn = None  # on the validation videos only: the test split is for the final evaluation
   if store.has_frames('val'):
     crops = functools.partial(datasets.config_eval_arrays, store, data_config=config.data)
@@ -84,7 +123,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     config.data.val_fraction)
 
   writer = progress.ScalarWriter(os.path.join(workdir, 'tensorboard'), enabled=jax.process_index() == 0)
-  metrics_log = progress.JsonlLog(os.path.join(workdir, 'metrics.jsonl'), restored_step)
+  metrics_log = (progress.JsonlLog(os.path.join(workdir, 'metrics.jsonl'), restored_step)
+                 if jax.process_index() == 0 else None)
   timer = progress.StepTimer(start_step, total_steps, config.batch_size)
   last = {}
 
@@ -92,15 +132,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Console line, TensorBoard scalars and metrics.jsonl row for one step."""
     progress.log_line(step, total_steps, scalars)
     writer.write_scalars(step, scalars)
-    if jax.process_index() == 0:
+    writer.flush()  # a log dir on gs:// gets the event file now
+    if metrics_log is not None:
       metrics_log.write(step, scalars)
 
   if start_step == 0 and online_knn:  # the monitor before any update: the random-init reference
     last.update(online_knn(state))
     report(0, dict(last))
 
-  # --- Loop.
-  step_metrics = None
+  # --- Loop. A preemption notice (SIGTERM) checkpoints the step in hand and stops; rerunning resumes.
+  preemption = checkpointing.PreemptionNotice()
+  step_metrics, preempted_at = None, None
   for step in range(start_step + 1, total_steps + 1):
     if config.measure_data_wait and step_metrics is not None:
       jax.block_until_ready(step_metrics)  # so the wait below is time the device sat idle for data
@@ -108,14 +150,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     batch = next(data_iter)
     timer.add_data_wait(time.perf_counter() - t)
     views = {k: batch[k] for k in objective.views}  # view1, view2 (+ the TCN negative, view3)
-    state, step_metrics = train_step(state, sharding.shard_batch(views, mesh))
+    state, step_metrics, faults = train_step(state, sharding.shard_batch(views, mesh), faults)
 
     is_last = step == total_steps
+    preempted = preemption.reached(step)
     scalars = {}
     if step % config.log_every_steps == 0 or is_last:
       scalars = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      if not np.isfinite(scalars['loss']):
-        raise FloatingPointError(f'loss is {scalars["loss"]} at step {step}')
+      scalars['skipped_updates'] = check_nonfinite(faults, policy, manager)
       scalars['lr'] = float(lr_schedule(step - 1))
       scalars.update(timer.interval(step))
     if online_knn and (step % config.monitor_every_steps == 0 or is_last):  # its own schedule
@@ -123,15 +165,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if scalars:
       last.update(scalars)
       report(step, scalars)
-    if step % config.checkpoint_every_steps == 0 or is_last:
-      checkpointing.save(manager, step, state, data_iter, force=is_last)
+    if step % config.checkpoint_every_steps == 0 or is_last or preempted:
+      check_nonfinite(faults, policy, manager)
+      checkpointing.save(manager, step, state, data_iter, force=is_last or preempted)
+    if preempted:
+      preempted_at = step
+      break
 
   manager.wait_until_finished()
+  preemption.close()
   writer.close()
+  if preempted_at is not None:
+    logging.warning('preempted: saved the checkpoint of step %d in %s and stopped; rerun the same command '
+                    'to resume', preempted_at, manager.directory)
 
   # --- Reports: metrics table and curves in the workdir.
   outputs = {}
   if jax.process_index() == 0:
     outputs = reports.training_reports(workdir)
-  last.update(final_step=total_steps, store=store_path, **outputs)
+  last.update(final_step=preempted_at or total_steps, store=store_path, **outputs)
+  if preempted_at is not None:
+    last['preempted_at_step'] = preempted_at
   return {'state': state, 'model': model, 'mesh': mesh, 'store': store, 'metrics': last}

@@ -11,11 +11,6 @@ from configs import combined, ntxent, tcn
 from siampose_jax import encoder, evaluate, train
 
 
-@pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('cache'))
-
-
 def _table2_methods(path):
   with open(path) as f:
     return [row['method'] for row in csv.DictReader(f)]

@@ -86,17 +86,67 @@ def test_restore_without_checkpoint_returns_input(tmp_path, store_path, compiled
   assert step is None and same is state
 
 
-def test_resume_with_other_process_count_is_a_clear_error(tmp_path, store_path, compiled):
-  state, it, _, _ = _setup(store_path, compiled, 1)
+def test_resume_with_other_process_count_positions_the_iterator_at_the_step(tmp_path, store_path, compiled,
+                                                                            caplog):
+  state, it, step_fn, mesh = _setup(store_path, compiled, 1)
+  state, _, batches = _run(state, it, step_fn, mesh, 3)
   manager = checkpointing.make_manager(str(tmp_path))
-  checkpointing.save(manager, 1, state, it, force=True)
+  checkpointing.save(manager, 2, state, it, force=True)  # saved after 3 batches, under the name of step 2
   manager.wait_until_finished()
-  data_dir = os.path.join(str(manager.directory), '1', 'data')
+  data_dir = os.path.join(str(manager.directory), '2', 'data')
   (f,) = [n for n in os.listdir(data_dir) if n.startswith('process_')]
   assert f == 'process_0-of-1.json' and json.load(open(os.path.join(data_dir, f)))
   os.rename(os.path.join(data_dir, f), os.path.join(data_dir, 'process_0-of-2.json'))
-  with pytest.raises(ValueError, match='resume with the process count it was saved with'):
-    checkpointing.restore(checkpointing.make_manager(str(tmp_path)), state, it)
+  fresh_state, fresh_it, _, _ = _setup(store_path, compiled, 1)
+  with caplog.at_level('WARNING'):
+    _, step = checkpointing.restore(checkpointing.make_manager(str(tmp_path)), fresh_state, fresh_it)
+  assert step == 2 and 'saved by another process count' in caplog.text
+  # Batch index 2 next (the step says so), not 3 (what the renamed Grain state held).
+  np.testing.assert_array_equal(next(fresh_it)['view1'], batches[2])
+
+
+_RESTORE_ON_ONE_DEVICE = """
+import sys, jax, numpy as np
+from tests import runs
+from siampose_jax import checkpointing, encoder, sharding, step as step_lib
+src, dst, out = sys.argv[1:]
+assert jax.device_count() == 1
+state, step = runs.checkpoint(src)  # model, statistics and optimiser, restored on this one device
+np.savez(out, *jax.tree.leaves(state))
+manager = checkpointing.make_manager(dst)
+checkpointing.save(manager, step, sharding.replicate(state, sharding.make_mesh(1)), None, force=True)
+manager.wait_until_finished()
+"""
+
+
+def test_eight_device_checkpoint_restores_on_one_device_and_back(reference_run, tmp_path):
+  """A subprocess with one device restores the reference run's 8-device checkpoint and saves it again;
+  this 8-device process restores that one: the same bits all along."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from siampose_jax import encoder  # pylint: disable=g-import-not-at-top
+  from tests import runs  # pylint: disable=g-import-not-at-top
+  ref_dir, ref = reference_run
+  assert ref['mesh'].devices.size == 8
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  out = subprocess.run([sys.executable, '-c', _RESTORE_ON_ONE_DEVICE, ref_dir, str(tmp_path / 'one'),
+                        str(tmp_path / 'leaves.npz')], cwd=runs.REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  want = jax.tree.leaves(jax.device_get(ref['state']))
+  with np.load(tmp_path / 'leaves.npz') as f:
+    got = [f[f'arr_{i}'] for i in range(len(f.files))]
+  assert len(got) == len(want)
+  for a, b in zip(want, got):
+    np.testing.assert_array_equal(a, b)
+  config = encoder.load_config(ref_dir)
+  mesh = sharding.make_mesh(8)
+  template = step_lib.template_state(config, step_lib.make_model(config), mesh)
+  back, step = checkpointing.restore_params(str(tmp_path / 'one'), template)
+  assert step == config.total_steps
+  for a, b in zip(want, jax.tree.leaves(back)):
+    assert b.sharding.mesh.devices.size == 8
+    np.testing.assert_array_equal(a, np.asarray(b))
 
 
 def test_restore_params_from_step_dir_and_workdir(tmp_path, store_path, compiled):

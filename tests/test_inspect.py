@@ -67,9 +67,12 @@ def test_raw_root_json_matches_the_renderer(root, capsys):
 def test_layout_detection(root, tmp_path):
   assert inspect_cli.detect_layout(root) == 'records'  # the first of several layouts
   os.makedirs(tmp_path / 'r' / 'annotations')
+  with pytest.raises(FileNotFoundError, match=r'r: not a frame store .* no <class>_annotations_.* index files in '
+                     r'\S*/r/v1/index or \S*/r/index'):
+    inspect_cli.detect_layout(str(tmp_path / 'r'))  # data without index files
+  os.makedirs(tmp_path / 'r' / 'v1' / 'index')  # the bucket's place for them
+  (tmp_path / 'r' / 'v1' / 'index' / 'cup_annotations_test').write_text('cup/batch-1/2\n')
   assert inspect_cli.detect_layout(str(tmp_path / 'r')) == 'raw'
-  with pytest.raises(FileNotFoundError, match='neither a frame store'):
-    inspect_cli.detect_layout(str(tmp_path))
 
 
 def test_store_json_via_subprocess_and_summary(root, tmp_path, capsys):

@@ -1,33 +1,19 @@
-"""End to end on the embedded synthetic default: train -> checkpoints -> resume -> evaluation tables."""
+"""End to end on the embedded synthetic default: train -> checkpoints -> evaluation tables."""
 from __future__ import annotations
 
 import glob
 import json
 import os
-import subprocess
-import sys
 
-import jax
 import numpy as np
 import pytest
 
-from configs import distant
-from siampose_jax import checkpointing, evaluate, reports, train
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('cache'))
+from siampose_jax import evaluate, reports, train
+from tests import runs
 
 
 def _config(cache_dir, **overrides):
-  c = distant.get_config('test')
-  c.data.cache_dir = cache_dir
-  c.log_every_steps = 1
-  c.update(overrides)
-  return c
+  return runs.short_config(cache_dir, **overrides)
 
 
 def _losses(workdir):
@@ -37,14 +23,8 @@ def _losses(workdir):
   return {r['step']: r['loss'] for r in rows if 'loss' in r}
 
 
-@pytest.fixture(scope='module')
-def reference_run(cache_dir, tmp_path_factory):
-  """One uninterrupted training run, shared by the tests below."""
-  workdir = str(tmp_path_factory.mktemp('ref'))
-  return workdir, train.train_and_evaluate(_config(cache_dir), workdir)
-
-
-def test_train_resume_and_evaluate(cache_dir, reference_run, tmp_path, monkeypatch):
+def test_train_and_evaluate(cache_dir, reference_run):
+  """Resuming (SIGTERM, SIGKILL) is tested in test_preemption.py, on real processes."""
   config = _config(cache_dir)
   ref_dir, ref = reference_run
   ref_losses = _losses(ref_dir)
@@ -53,38 +33,13 @@ def test_train_resume_and_evaluate(cache_dir, reference_run, tmp_path, monkeypat
   assert glob.glob(os.path.join(ref_dir, 'tensorboard', 'events.out.tfevents.*'))
   assert 0.0 <= ref['metrics']['knn_category_acc'] <= 1.0
 
-  # Pre-empted right after the checkpoint at step 3, then restarted with the same workdir.
-  run_dir = str(tmp_path / 'preempted')
-  real_save = checkpointing.save
-
-  def save_then_die(manager, step, *args, **kwargs):
-    saved = real_save(manager, step, *args, **kwargs)
-    if step == 3:
-      manager.wait_until_finished()
-      raise KeyboardInterrupt('simulated pre-emption')
-    return saved
-
-  monkeypatch.setattr(checkpointing, 'save', save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, run_dir)
-  monkeypatch.setattr(checkpointing, 'save', real_save)
-  assert sorted(_losses(run_dir)) == [1, 2, 3]
-  resumed = train.train_and_evaluate(config, run_dir)
-  losses = _losses(run_dir)
-  assert sorted(losses) == sorted(ref_losses)
-  for step in ref_losses:  # the same batches and updates after the restart
-    assert losses[step] == pytest.approx(ref_losses[step], rel=1e-5, abs=1e-6), step
-  for a, b in zip(jax.tree.leaves(jax.device_get(ref['state'].params)),
-                  jax.tree.leaves(jax.device_get(resumed['state'].params))):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
   # Evaluation of the finished run writes Tables 1 and 2 with the baselines.
   written = evaluate.evaluate(config, ref_dir)
   for key in ('table1_md', 'table1_csv', 'table2_md', 'table2_csv', 'per_query_csv', 'ap_curve_csv',
               'retrieval_md', 'embeddings_npz', 'fits_npz'):
     assert os.path.exists(written[key]), key
   table1 = reports.read_csv(written['table1_csv'])
-  n_train = len({r['video_id'] for r in _store_videos(config, 'train')})
+  n_train = len(_store_videos(config, 'train'))
   ours = 'Our embeddings (distant pairs)'
   assert [r['method'] for r in table1] == [
       ours, f'{ours} (10% of videos: 1 of {n_train})', f'{ours} (1% of videos: 1 of {n_train})',
@@ -107,44 +62,21 @@ def test_train_resume_and_evaluate(cache_dir, reference_run, tmp_path, monkeypat
 
 
 def _store_videos(config, split):
-  from input_pipeline.store import frame_store, ingest
+  from input_pipeline.store import frame_store, ingest  # pylint: disable=g-import-not-at-top
   return frame_store.open_store(ingest.prepare_store(config.data)).videos(split)
 
 
-def _cli(*args, timeout=300):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'siampose_jax.main', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
-
-
 def test_cli_rejects_unknown_config_key():
-  out = _cli('--config=configs/distant.py:test', '--config.data.no_such_key=1')
+  out = runs.cli('--config=configs/distant.py:test', '--config.data.no_such_key=1')
   assert out.returncode != 0
   assert 'no_such_key' in out.stderr
 
 
 def test_cli_rejects_bad_mode_and_preset():
-  out = _cli('--config=configs/distant.py:test', '--config.mode=fit')
+  out = runs.cli('--config=configs/distant.py:test', '--config.mode=fit')
   assert out.returncode != 0 and "config.mode='fit'" in out.stderr
-  out = _cli('--config=configs/distant.py:tpu_huge')
+  out = runs.cli('--config=configs/distant.py:tpu_huge')
   assert out.returncode != 0 and 'unknown config preset' in out.stderr
-
-
-def test_load_encoder_matches_training_embeddings(reference_run, tmp_path):
-  from siampose_jax import encoder
-  from siampose_jax.models import simsiam
-  workdir, out = reference_run
-  enc = encoder.load_encoder(workdir)
-  assert enc.step == out['metrics']['final_step'] and enc.config.data.pair_mode == 'distant'
-  images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-  got = enc(images)
-  state = out['state']
-  want = out['model'].apply({'params': state.params, 'batch_stats': state.batch_stats},
-                            simsiam.preprocess(images), method=simsiam.SimSiam.embed)
-  want = np.asarray(want) / np.linalg.norm(np.asarray(want), axis=-1, keepdims=True)
-  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-  with pytest.raises(FileNotFoundError, match='config.json'):
-    encoder.load_encoder(str(tmp_path / 'missing'))
 
 
 def test_imagenet_baseline_row_beside_the_trained_model(reference_run, cache_dir, tmp_path):
@@ -166,7 +98,8 @@ def test_monitor_runs_on_its_own_schedule(cache_dir, tmp_path):
   """The online 1-NN monitor runs every monitor_every_steps (and at the end) even on steps that are
   not logged, and logged steps without it carry no accuracy."""
   workdir = str(tmp_path / 'monitor')
-  train.train_and_evaluate(_config(cache_dir, log_every_steps=4, monitor_every_steps=3), workdir)
+  train.train_and_evaluate(_config(cache_dir, total_steps=6, log_every_steps=4, monitor_every_steps=3),
+                           workdir)
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     rows = list(map(json.loads, f))
   assert [r['step'] for r in rows if 'knn_category_acc' in r] == [0, 3, 6]

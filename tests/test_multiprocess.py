@@ -24,8 +24,8 @@ def _losses(workdir):
     return {r['step']: r['loss'] for r in map(json.loads, f) if 'loss' in r}
 
 
-def test_two_processes_match_one_process_with_two_devices(tmp_path):
-  args = ['--config=configs/distant.py:test', f'--config.data.cache_dir={tmp_path / "cache"}',
+def test_two_processes_match_one_process_with_two_devices(tmp_path, cache_dir):
+  args = ['--config=configs/distant.py:test', f'--config.data.cache_dir={cache_dir}',
           '--config.mode=train']
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   env.update(JAX_PLATFORMS='cpu', SIAMPOSE_PORT=str(_free_port()))

@@ -185,7 +185,8 @@ def test_missing_files_and_damage_name_the_file(copy):
   with pytest.raises(ValueError, match='unknown class'):
     list(raw.read_raw_video(copy, 'mug/batch-1/1'))
   shutil.rmtree(os.path.join(copy, 'index'))
-  with pytest.raises(FileNotFoundError, match='no index'):
+  with pytest.raises(FileNotFoundError, match=r'not a copy of Objectron: no <class>_annotations_\{train,test\} '
+                     r'index files in .*/v1/index or .*/index'):
     list(raw.read_raw(copy))
 
 

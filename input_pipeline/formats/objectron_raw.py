@@ -6,7 +6,7 @@
   root/videos/<class>/batch-i/j/geometry.pbdata ARFrame protos, each a little-endian uint32 length then
                                                  the message (as Objectron's notebooks read it), one per
                                                  video frame
-  root/index/<class>_annotations_{train,test}   which videos exist, one `class/batch-i/j` per line
+  root/[v1/]index/<class>_annotations_{train,test}  which videos exist (objectron_layout.Layout)
 
 Readers turn a video into the same FrameRecords the per-frame tf.Example records hold: the world-frame
 box is brought into each frame's camera frame with that frame's view matrix (world-to-camera, as in
@@ -16,16 +16,20 @@ FileNotFoundError, damaged or inconsistent content tfrecord.RecordError, each na
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import tempfile
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+from etils import epath
 from google.protobuf import message as message_lib
 
 from input_pipeline.formats import geometry
-from input_pipeline.formats import objectron_records
+from input_pipeline.formats import objectron_layout
+from input_pipeline.formats import paths
 from input_pipeline.formats import protos
 from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
 from input_pipeline.formats.tfrecord import RecordError
@@ -41,26 +45,18 @@ _CAMERA_TOL = 1e-4
 _KEYPOINT_TOL = 2e-3
 
 
-def raw_paths(root: str, video_id: str) -> tuple[str, str, str]:
-  """(annotation .pbdata, video.MOV, geometry.pbdata) paths of a video id `class/batch-i/j`."""
-  parts = video_id.split('/')
-  if len(parts) != 3 or not parts[1].startswith('batch-') or not all(parts):
-    raise ValueError(f'video id {video_id!r} is not class/batch-i/j')
-  video_dir = os.path.join(root, 'videos', *parts)
-  return (os.path.join(root, 'annotations', *parts[:2], parts[2] + '.pbdata'),
-          os.path.join(video_dir, 'video.MOV'), os.path.join(video_dir, 'geometry.pbdata'))
+raw_paths = objectron_layout.raw_paths  # (annotation .pbdata, video.MOV, geometry.pbdata) of a video id
 
 
 def _require(path: str, what: str) -> None:
-  if not os.path.isfile(path):
+  if not epath.Path(path).is_file():
     raise FileNotFoundError(f'{path}: {what} does not exist')
 
 
 def read_annotation(path: str) -> protos.Sequence:
   """The `Sequence` proto of an annotation file."""
   _require(path, 'annotation file')
-  with open(path, 'rb') as f:
-    data = f.read()
+  data = epath.Path(path).read_bytes()
   try:
     return protos.Sequence.FromString(data)
   except message_lib.DecodeError as e:
@@ -70,8 +66,7 @@ def read_annotation(path: str) -> protos.Sequence:
 def read_geometry(path: str) -> list:
   """The ARFrame protos of a geometry.pbdata file, one per video frame."""
   _require(path, 'geometry file')
-  with open(path, 'rb') as f:
-    data = f.read()
+  data = epath.Path(path).read_bytes()
   frames, offset = [], 0
   while offset < len(data):
     where = f'{path}: ARFrame {len(frames)} (byte offset {offset})'
@@ -202,7 +197,24 @@ def _encode_jpeg(image: np.ndarray, where: str) -> bytes:
 def _video_frames(path: str, frame_ids: list[int]) -> Iterator[tuple[int, np.ndarray]]:
   """(frame id, BGR frame) for the sorted `frame_ids`, decoding the video once, front to back."""
   _require(path, 'video file')
-  cap = cv2.VideoCapture(path)
+  with _local_copy(path) as local:
+    yield from _decode_frames(path, local, frame_ids)
+
+
+@contextlib.contextmanager
+def _local_copy(path: str):
+  """A local file with the content of `path` (itself when local): OpenCV reads local files only."""
+  if paths.is_local(path):
+    yield path
+    return
+  with tempfile.TemporaryDirectory(prefix='siampose_video_') as tmp:
+    local = os.path.join(tmp, os.path.basename(path))
+    epath.Path(path).copy(local)
+    yield local
+
+
+def _decode_frames(path: str, local: str, frame_ids: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+  cap = cv2.VideoCapture(local)
   try:
     if not cap.isOpened():
       raise RecordError(f'{path}: OpenCV cannot open the video')
@@ -269,19 +281,14 @@ def read_raw_video(root: str, video_id: str, *, source_check: bool = True) -> It
                       image_height=image.shape[0], **labels[fid])
 
 
-def read_raw(root: str, splits=objectron_records.SPLITS, *, categories=CATEGORIES,
+def read_raw(root, splits=objectron_layout.SPLITS, *, categories=CATEGORIES,
              source_check: bool = True) -> Iterator[FrameRecord]:
-  """Every annotated frame of the videos listed in `index/<class>_annotations_<split>`."""
-  found = False
+  """Every annotated frame of the videos listed in the root's index files (see objectron_layout)."""
+  layout = objectron_layout.Layout.find(root)
   for category in categories:
     for split in splits:
-      if not os.path.exists(objectron_records.index_path(root, category, split)):
-        continue
-      found = True
-      for video_id in objectron_records.read_index(root, category, split):
-        yield from read_raw_video(root, video_id, source_check=source_check)
-  if not found:
-    raise FileNotFoundError(f'no index/<class>_annotations_{{{",".join(splits)}}} files under {root}')
+      for video_id in layout.videos(category, split):
+        yield from read_raw_video(layout.root, video_id, source_check=source_check)
 
 
 # ------------------------------------------------------------------------------------------ writer

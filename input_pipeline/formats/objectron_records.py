@@ -9,13 +9,14 @@ naming the record and the key instead of producing a wrong label.
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 from google.protobuf import message as message_lib
 
+from input_pipeline.formats import objectron_layout
+from input_pipeline.formats import paths
 from input_pipeline.formats import protos
 from input_pipeline.formats import tfrecord
 from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
@@ -45,8 +46,7 @@ _INT_KEYS = {'image/id': 'frame_id', 'image/timestamp': 'timestamp_us', 'image/w
              'image/height': 'image_height'}
 _FILENAME_RE = re.compile(
     r'^(?P<video>[^/].*[^/])/(?P<frame>\d+)(?:_inst(?P<ids>(?:-\d+)+))?\.(?:jpg|jpeg|png)$')
-_VIDEO_ID_RE = r'^{}/batch-\d+/\d+$'
-SPLITS = ('train', 'test')
+SPLITS = objectron_layout.SPLITS
 
 
 def _image_format(image: bytes) -> str:
@@ -318,37 +318,21 @@ def read_sequences(paths_or_glob, *, on_error: tfrecord.OnError | None = None
     yield frames
 
 
-def index_path(root: str, category: str, split: str) -> str:
-  if category not in CATEGORIES:
-    raise ValueError(f'unknown category {category!r}; expected one of {CATEGORIES}')
-  if split not in SPLITS:
-    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
-  return os.path.join(root, 'index', f'{category}_annotations_{split}')
+def write_index(root, category: str, split: str, video_ids: Iterable[str]) -> str:
+  """Writes `ROOT/index/<class>_annotations_<split>` (one `class/batch-i/j` per line); returns its path.
 
-
-def write_index(root: str, category: str, split: str, video_ids: Iterable[str]) -> str:
-  """Writes `index/<class>_annotations_<split>` (one `class/batch-i/j` per line); returns its path."""
-  path = index_path(root, category, split)
+  Readers find index files through `objectron_layout.Layout`, which also accepts the bucket's v1/index/.
+  """
+  path = paths.resolve(root) / 'index' / objectron_layout.index_name(category, split)
   video_ids = list(video_ids)
   for vid in video_ids:
-    if not re.match(_VIDEO_ID_RE.format(re.escape(category)), vid):
-      raise ValueError(f'{path}: video id {vid!r} is not {category}/batch-i/j')
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w') as f:
-    f.writelines(f'{vid}\n' for vid in video_ids)
-  return path
+    objectron_layout.check_video_id(vid, category, str(path))
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(''.join(f'{vid}\n' for vid in video_ids))
+  return str(path)
 
 
-def read_index(root: str, category: str, split: str) -> list[str]:
-  """Video ids listed in `index/<class>_annotations_<split>`, in file order."""
-  path = index_path(root, category, split)
-  out = []
-  with open(path) as f:
-    for lineno, line in enumerate(f, 1):
-      vid = line.strip()
-      if not vid:
-        continue
-      if not re.match(_VIDEO_ID_RE.format(re.escape(category)), vid):
-        raise ValueError(f'{path} line {lineno}: {vid!r} is not {category}/batch-i/j')
-      out.append(vid)
-  return out
+def read_index(root, category: str, split: str) -> list[str]:
+  """Video ids listed in the index file of `category`/`split` of an Objectron root, in file order."""
+  layout = objectron_layout.Layout.find(root)
+  return objectron_layout.parse_index(layout.index_path(category, split), category)

@@ -15,6 +15,7 @@ import struct
 from typing import Callable, Iterable, Iterator, Sequence
 
 import google_crc32c
+from etils import epath
 
 _MASK_DELTA = 0xA282EAD8
 _LEN = struct.Struct('<Q')
@@ -95,11 +96,12 @@ def expand_paths(paths_or_glob: str | os.PathLike | Sequence[str | os.PathLike])
   for item in items:
     item = os.fspath(item)
     if glob_lib.has_magic(item):
-      matches = sorted(p for p in glob_lib.glob(item) if os.path.isfile(p))
+      path = epath.Path(item)
+      matches = sorted(os.fspath(p) for p in path.parent.glob(path.name) if p.is_file())
       if not matches:
         raise FileNotFoundError(f'no record files match {item!r}')
       out.extend(matches)
-    elif os.path.isfile(item):
+    elif epath.Path(item).is_file():
       out.append(item)
     else:
       raise FileNotFoundError(f'record file {item!r} does not exist')
@@ -126,7 +128,8 @@ def _iter_file(path: str, verify_data: bool = True,
       raise err
     on_error(err)
 
-  with open(path, 'rb') as f:
+  size = None if verify_data else epath.Path(path).stat().length
+  with epath.Path(path).open('rb') as f:  # local or gs://
     index, offset = 0, 0
     while True:
       where = f'{path!r} record {index} (byte offset {offset})'
@@ -156,7 +159,7 @@ def _iter_file(path: str, verify_data: bool = True,
           fail(f'{where}: data checksum mismatch (corrupt payload)', 'checksum')
       else:
         end = offset + _HEADER_SIZE + length + _CRC.size
-        if end > os.fstat(f.fileno()).st_size:
+        if end > size:
           fail(f'{where}: truncated record (file ends before byte {end})', 'truncated_file')
           return
         f.seek(end)

@@ -40,10 +40,13 @@ import cv2
 import grain
 import msgpack
 import numpy as np
+from etils import epath
 
+from input_pipeline.formats import paths
 from input_pipeline.formats.frame_record import FrameRecord
 from input_pipeline.formats.tfrecord import RecordError
 from input_pipeline.store import crops
+from input_pipeline.store import remote
 
 FORMAT_NAME = 'siampose-frame-store'
 FORMAT_VERSION = 1
@@ -82,12 +85,11 @@ class StoreInfo:
   @classmethod
   def read(cls, path: str) -> 'StoreInfo':
     """The report of a complete store, from its index.json and skipped.jsonl."""
-    with open(os.path.join(path, INDEX_FILE)) as f:
-      index = json.load(f)
+    index = json.loads((epath.Path(path) / INDEX_FILE).read_text())
     skipped = []
-    if os.path.exists(os.path.join(path, SKIP_FILE)):
-      with open(os.path.join(path, SKIP_FILE)) as f:
-        skipped = [Skip(**json.loads(line)) for line in f if line.strip()]
+    if (epath.Path(path) / SKIP_FILE).exists():
+      lines = (epath.Path(path) / SKIP_FILE).read_text().splitlines()
+      skipped = [Skip(**json.loads(line)) for line in lines if line.strip()]
     return cls(path=path, num_seen=index['num_seen'], num_kept=index['num_kept'],
                skip_counts=index['skipped'], dropped=index['dropped'], skipped=skipped,
                splits={s: {'num_frames': v['num_frames'], 'num_videos': len(v['videos']),
@@ -162,14 +164,13 @@ def ingest(records: Iterable[FrameRecord], output_dir: str, *, split_fn: Callabl
 class FrameStore:
   """Read access to an ingested store; picklable (sources reopen lazily in Grain workers)."""
 
-  def __init__(self, path: str):
+  def __init__(self, path):
     self.path = os.fspath(path)
-    index_path = os.path.join(self.path, INDEX_FILE)
-    if not os.path.exists(index_path):
+    index_path = epath.Path(self.path) / INDEX_FILE
+    if not index_path.exists():
       raise FileNotFoundError(f'{self.path} is not a complete frame store: {INDEX_FILE} missing '
                               '(it is written last, so ingest did not finish)')
-    with open(index_path) as f:
-      self.index = json.load(f)
+    self.index = json.loads(index_path.read_text())
     if self.index.get('format') != FORMAT_NAME or self.index.get('version') != FORMAT_VERSION:
       raise ValueError(f'{index_path}: not a {FORMAT_NAME} v{FORMAT_VERSION} index')
     self._sources: dict[str, Any] = {}
@@ -198,8 +199,11 @@ class FrameStore:
 
   def source(self, split: str) -> grain.sources.ArrayRecordDataSource:
     if split not in self._sources:
-      paths = [os.path.join(self.path, split, s) for s in self._split(split)['shards']]
-      self._sources[split] = grain.sources.ArrayRecordDataSource(paths)
+      shards = [os.path.join(self.path, split, s) for s in self._split(split)['shards']]
+      if not paths.is_local(self.path):  # ArrayRecord reads local files: a mirror, downloaded once
+        mirror = remote.mirror_dir(self.path)
+        shards = [remote.download(p, os.path.join(mirror, split, os.path.basename(p))) for p in shards]
+      self._sources[split] = grain.sources.ArrayRecordDataSource(shards)
     return self._sources[split]
 
   def raw(self, split: str, index: int) -> bytes:
@@ -217,31 +221,82 @@ def open_store(path: str) -> FrameStore:
   return FrameStore(path)
 
 
+class CropSource:
+  """The un-augmented object crops of some records of a split, decoded only when indexed.
+
+  `len()`, `.shape`, `.dtype` as for the uint8 [N, S, S, 3] array it stands for; `source[i]`, `[a:b]` or
+  `[index array]` decode those crops (JPEGs in `num_threads` threads: OpenCV releases the GIL) and return
+  them as an array; `take(indices)` is a lazy subset; `np.asarray(source)` decodes everything. Callers that
+  embed chunk by chunk (siampose_jax.embedding) thus hold one chunk of pixels, not the split's.
+  """
+
+  def __init__(self, store: 'FrameStore', split: str, records: np.ndarray, windows: np.ndarray,
+               image_size: int, num_threads: int | None = None):
+    self.store, self.split = store, split
+    self.records, self.windows = np.asarray(records, np.int64), np.asarray(windows, np.int32)
+    self.image_size = int(image_size)
+    self.num_threads = num_threads or min(8, os.cpu_count() or 1)
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    return (len(self), self.image_size, self.image_size, 3)
+
+  dtype = np.dtype(np.uint8)
+  ndim = 4
+
+  def take(self, indices) -> 'CropSource':
+    indices = np.asarray(indices, np.int64)
+    return CropSource(self.store, self.split, self.records[indices], self.windows[indices], self.image_size,
+                      self.num_threads)
+
+  def _crop(self, i: int) -> np.ndarray:
+    record = int(self.records[i])
+    rec = decode(self.store.raw(self.split, record), decode_image=False)
+    image = decode_jpeg(rec['image'], f'{self.store.path} split {self.split!r} record {record}')
+    return crops.crop_and_resize(image, tuple(int(v) for v in self.windows[i]), self.image_size)
+
+  def __getitem__(self, key) -> np.ndarray:
+    if isinstance(key, (int, np.integer)):
+      return self._crop(int(np.arange(len(self))[key]))
+    indices = np.arange(len(self))[key]
+    out = np.zeros((len(indices), self.image_size, self.image_size, 3), np.uint8)
+    if self.num_threads > 1 and len(indices) > 1:
+      with concurrent.futures.ThreadPoolExecutor(self.num_threads) as pool:
+        for j, crop in enumerate(pool.map(self._crop, indices)):
+          out[j] = crop
+    else:
+      for j, i in enumerate(indices):
+        out[j] = self._crop(int(i))
+    return out
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+
 def eval_arrays(store: FrameStore, split: str, image_size: int, *, margin: float = 0.0,
-                num_threads: int = 1) -> dict[str, np.ndarray]:
+                num_threads: int | None = None) -> dict[str, Any]:
   """Every frame of a split, un-augmented, in (video id, frame id) order, for embedding and box fitting.
 
-  Each crop is the window around the frame's own keypoint box, longest side resized to image_size
-  and zero-padded to a square. `video` indexes `video_ids` (one string per video).
+  The labels are read without decoding any image; 'image' is a `CropSource` (the crops, decoded when
+  indexed). Each crop is the window around the frame's own keypoint box, longest side resized to
+  image_size and zero-padded to a square. `video` indexes `video_ids` (one string per video).
   """
   videos = store.videos(split)
   records = [r for v in videos for r in v['records']]
   video = np.array([i for i, v in enumerate(videos) for _ in v['records']], np.int32)
-
-  def load(r):
-    rec = store[split, r]
-    window = crops.crop_window(rec['point_2d'], rec['image'].shape[:2], margin)
-    rec['image'] = crops.crop_and_resize(rec['image'], window, image_size)
-    rec['window'] = np.asarray(window, np.int32)
-    return rec
-
-  if num_threads > 1:
-    with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
-      recs = list(pool.map(load, records))
-  else:
-    recs = [load(r) for r in records]
-  out = {'image': np.zeros((0, image_size, image_size, 3), np.uint8)} if not recs else {
-      'image': np.stack([r['image'] for r in recs])}
+  recs = []
+  for r in records:
+    rec = decode(store.raw(split, r), decode_image=False)
+    rec['window'] = np.asarray(crops.crop_window(rec['point_2d'], (rec['image_height'], rec['image_width']),
+                                                 margin), np.int32)
+    del rec['image']
+    recs.append(rec)
+  out = {}
   for key, dtype in (('category', np.int32), ('frame_id', np.int64), ('instance_id', np.int32),
                      ('visibility', np.float32), ('window', np.int32)):
     out[key] = np.asarray([r[key] for r in recs], dtype)
@@ -251,4 +306,6 @@ def eval_arrays(store: FrameStore, split: str, image_size: int, *, margin: float
   out['video'] = video
   out['record'] = np.asarray(records, np.int64)
   out['video_ids'] = np.asarray([v['video_id'] for v in videos], dtype=str)
+  out['window'] = out['window'].reshape(-1, 4)
+  out['image'] = CropSource(store, split, out['record'], out['window'], image_size, num_threads)
   return out

@@ -5,12 +5,12 @@
 
 It shows progress per source file, and an interrupted run resumes when rerun with the same flags.
 
-The official train/test split comes from `index/<class>_annotations_{train,test}`; an optional validation
+The official train/test split comes from the index files (`[v1/]index/<class>_annotations_{train,test}`,
+resolved by objectron_layout.Layout); an optional validation
 split is carved from the training videos by a seeded hash of the video id (stable across runs and readers).
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -22,84 +22,62 @@ from typing import Callable, Iterator
 import tqdm
 from absl import logging
 
+from input_pipeline.formats import objectron_layout
 from input_pipeline.formats import objectron_raw
 from input_pipeline.formats import objectron_records
+from input_pipeline.formats import paths
 from input_pipeline.formats import splits
 from input_pipeline.formats.frame_record import CATEGORIES, FrameRecord
 from input_pipeline.formats.tfrecord import RecordError
 from input_pipeline.store import frame_store
 from input_pipeline.store import journal as ingest_journal
+from input_pipeline.store import remote as store_remote
 from input_pipeline.store import writer as store_writer
 
-FORMATS = ('records', 'sequences', 'raw')
+FORMATS = objectron_layout.FORMATS
 _SHARD_NAME = re.compile(r'^(?P<prefix>.*)-(?P<i>\d{5})-of-(?P<n>\d{5})$')
 
 
-def _shards(root: str, layout: str, category: str, split: str) -> list[str]:
-  return sorted(glob.glob(os.path.join(root, 'v1', layout, category, f'{category}_{split}-*')))
+def read_frames(root, fmt: str, categories=CATEGORIES) -> Iterator[FrameRecord]:
+  """Every annotated frame under an Objectron root (any `objectron_layout` layout), in one format."""
+  layout = root if isinstance(root, objectron_layout.Layout) else objectron_layout.Layout.find(root)
+  for (_, _), sources in _source_groups(layout, fmt, categories).items():
+    for source in sources:
+      for _, rec in _read_source(layout, fmt, source, None):
+        yield rec
 
 
-def read_frames(root: str, fmt: str, categories=CATEGORIES) -> Iterator[FrameRecord]:
-  """Every annotated frame under an Objectron-layout `root`, in the given on-disk format."""
-  if fmt not in FORMATS:
-    raise ValueError(f'data.format={fmt!r}: expected one of {FORMATS}')
-  if fmt == 'raw':  # videos + annotation protos, listed by the index files
-    yield from objectron_raw.read_raw(root, categories=categories)
-    return
-  layout = {'records': 'records_shuffled', 'sequences': 'sequences'}[fmt]
-  found = False
-  for category in categories:
-    for split in objectron_records.SPLITS:
-      paths = _shards(root, layout, category, split)
-      found |= bool(paths)
-      if not paths:
-        continue
-      if fmt == 'records':
-        yield from objectron_records.read_examples(paths)
-      else:
-        for frames in objectron_records.read_sequences(paths):
-          yield from frames
-  if not found:
-    raise FileNotFoundError(f'no {fmt} shards under {os.path.join(root, "v1", layout)}/<class>/')
-
-
-def split_function(root: str, val_fraction: float = 0.0, seed: int = 0,
+def split_function(layout: objectron_layout.Layout, val_fraction: float = 0.0, seed: int = 0,
                    categories=CATEGORIES) -> Callable[[str], str]:
   """video id -> 'train' | 'val' | 'test', from the index files (+ a hashed validation carve-out)."""
-  split_of = {}
-  for category in categories:
-    for split in objectron_records.SPLITS:
-      path = objectron_records.index_path(root, category, split)
-      if os.path.exists(path):
-        split_of.update({v: split for v in objectron_records.read_index(root, category, split)})
+  split_of = layout.split_of(categories)
   if not split_of:
-    raise FileNotFoundError(f'no index files under {os.path.join(root, "index")}')
+    raise FileNotFoundError(f'no index files for {list(categories)} in {layout.index_dir}')
 
   def split_fn(video_id: str) -> str:
     if video_id not in split_of:
-      raise KeyError(f'video {video_id!r} is in the records but in no index/<class>_annotations_* file')
+      raise KeyError(f'video {video_id!r} is in the records but in no {layout.index_dir}/<class>_annotations_* '
+                     'file')
     return splits.assign(split_of[video_id], video_id, val_fraction, seed)
 
   return split_fn
 
 
-def _source_groups(root: str, fmt: str, categories) -> dict[tuple[str, str], list[str]]:
+def _source_groups(layout: objectron_layout.Layout, fmt: str, categories) -> dict[tuple[str, str], list[str]]:
   """(class, split) -> its sources: shard paths (records, sequences) or indexed video ids (raw)."""
   if fmt not in FORMATS:
     raise ValueError(f'data.format={fmt!r}: expected one of {FORMATS}')
   groups = {}
   for category in categories:
-    for split in objectron_records.SPLITS:
-      if fmt == 'raw':
-        if os.path.exists(objectron_records.index_path(root, category, split)):
-          groups[category, split] = objectron_records.read_index(root, category, split)
-      else:
-        layout = {'records': 'records_shuffled', 'sequences': 'sequences'}[fmt]
-        groups[category, split] = _shards(root, layout, category, split)
+    for split in objectron_layout.SPLITS:
+      groups[category, split] = (layout.videos(category, split) if fmt == 'raw'
+                                 else layout.shards(fmt, category, split))
   groups = {k: v for k, v in groups.items() if v}
   if not groups:
-    raise FileNotFoundError(f'no {fmt} data for {list(categories)} under {root} '
-                            '(expected v1/<layout>/<class>/<class>_<split>-* or index/ files)')
+    where = (f'videos in the index files of {layout.index_dir}' if fmt == 'raw' else
+             f'shards {layout.format_dir(fmt)}/<class>/<class>_<split>-*')
+    raise FileNotFoundError(f'no {fmt} data for {list(categories)} under {layout.root}: no {where} '
+                            f'(this root holds: {", ".join(layout.formats()) or "none of records, sequences, raw"})')
   return groups
 
 
@@ -113,7 +91,8 @@ def _missing_shards(paths: list[str]) -> list[str]:
   return sorted(expected - set(paths))
 
 
-def _read_source(root: str, fmt: str, source: str, on_error) -> Iterator[tuple[str, FrameRecord]]:
+def _read_source(layout: objectron_layout.Layout, fmt: str, source: str,
+                 on_error) -> Iterator[tuple[str, FrameRecord]]:
   """(where, frame) for one source; damaged records go to `on_error` (see tfrecord.read_records)."""
   if fmt == 'records':
     yield from objectron_records.iter_examples(source, on_error=on_error)
@@ -122,19 +101,19 @@ def _read_source(root: str, fmt: str, source: str, on_error) -> Iterator[tuple[s
       for i, rec in enumerate(frames):
         yield f'{where} frame {i}', rec
   else:  # raw: one video; its checks raise, so a bad video ends (the rest of) that source
-    frames = objectron_raw.read_raw_video(root, source)
+    frames = objectron_raw.read_raw_video(layout.root, source)
     while True:
       try:
         rec = next(frames)
       except StopIteration:
         return
-      except FileNotFoundError as e:
-        on_error(RecordError(f'video {source!r}: {e}', 'missing_file'))
+      except (FileNotFoundError, RecordError) as e:
+        if on_error is None:
+          raise
+        on_error(RecordError(f'video {source!r}: {e}', 'missing_file' if isinstance(e, FileNotFoundError)
+                             else e.reason))
         return
-      except RecordError as e:
-        on_error(RecordError(f'video {source!r}: {e}', e.reason))
-        return
-      yield objectron_raw.raw_paths(root, source)[0], rec
+      yield layout.raw_paths(source)[0], rec
 
 
 def _report(info: frame_store.StoreInfo) -> None:
@@ -148,7 +127,7 @@ def _report(info: frame_store.StoreInfo) -> None:
                     [s.message for s in info.skipped[:5]])
 
 
-def ingest_dataset(root: str, output: str, *, fmt: str = 'records', subsample: int = 5,
+def ingest_dataset(root, output: str, *, fmt: str = 'records', subsample: int = 5,
                    image_scale: float = 1.0, val_fraction: float = 0.0, seed: int = 0,
                    on_bad_record: str = 'raise', instances: str = 'first', min_visibility: float = 0.0,
                    records_per_shard: int = 2000, categories=CATEGORIES,
@@ -163,35 +142,43 @@ def ingest_dataset(root: str, output: str, *, fmt: str = 'records', subsample: i
   class/split that has shards at all, so a download of some classes only is fine), missing raw files.
   `on_bad_record` may change between an interrupted run and its resumption; the other options not.
   """
-  output = os.path.abspath(os.path.expanduser(output))
-  if os.path.exists(os.path.join(output, frame_store.INDEX_FILE)):
+  layout = objectron_layout.Layout.find(root)
+  output = str(paths.resolve(output))
+  if (paths.resolve(output) / frame_store.INDEX_FILE).exists():
     raise FileExistsError(f'{output} already holds a frame store')
+  final = output
+  if not paths.is_local(output):  # ArrayRecord writes local files: stage there, upload when complete
+    output = store_remote.staging_dir(final)
+    logging.info('ingesting into the local staging folder %s, then uploading to %s', output, final)
   partial = output + '.partial'
   if not os.path.exists(os.path.join(partial, frame_store.INDEX_FILE)):
-    groups = _source_groups(root, fmt, categories)
+    groups = _source_groups(layout, fmt, categories)
     writer = store_writer.StoreWriter(
-        partial, split_fn=split_function(root, val_fraction, seed, categories), subsample=subsample,
+        partial, split_fn=split_function(layout, val_fraction, seed, categories), subsample=subsample,
         image_scale=image_scale, records_per_shard=records_per_shard, on_bad_record=on_bad_record,
         instances=instances, min_visibility=min_visibility,
-        resume_key={'root': os.path.abspath(root), 'format': fmt, 'val_fraction': val_fraction,
+        resume_key={'root': str(layout.root), 'format': fmt, 'val_fraction': val_fraction,
                     'seed': seed, 'categories': list(categories)})
     if writer.done_sources:
       logging.info('resuming the ingest in %s: %d source files already done', partial,
                    len(writer.done_sources))
     try:
-      _ingest_sources(root, fmt, groups, writer, progress)
+      _ingest_sources(layout, fmt, groups, writer, progress)
     except BaseException:
       writer.abort()
       raise
   os.makedirs(os.path.dirname(output), exist_ok=True)
   shutil.rmtree(output, ignore_errors=True)
   os.replace(partial, output)
-  info = frame_store.StoreInfo.read(output)
+  if final != output:
+    store_remote.upload_tree(output, final, last=frame_store.INDEX_FILE)
+    shutil.rmtree(output)
+  info = frame_store.StoreInfo.read(final)
   _report(info)
   return info
 
 
-def _ingest_sources(root: str, fmt: str, groups: dict[tuple[str, str], list[str]],
+def _ingest_sources(layout: objectron_layout.Layout, fmt: str, groups: dict[tuple[str, str], list[str]],
                     writer: store_writer.StoreWriter, progress: bool) -> frame_store.StoreInfo:
   """The source loop of ingest_dataset: checks, reads and commits each source not done yet."""
   missing = [p for paths in groups.values() for p in _missing_shards(paths)] if fmt != 'raw' else []
@@ -202,27 +189,25 @@ def _ingest_sources(root: str, fmt: str, groups: dict[tuple[str, str], list[str]
       raise FileNotFoundError(f'{path}: shard of an -of-N set does not exist ({len(missing)} such '
                               'shards); use on_bad_record=skip to ingest the rest')
   sources = [s for paths in groups.values() for s in paths]
-  name = (lambda s: os.path.relpath(s, root)) if fmt != 'raw' else (lambda s: s)
+  prefix = str(layout.root) + '/'
+  name = (lambda s: s.removeprefix(prefix)) if fmt != 'raw' else (lambda s: s)
   done = set(writer.done_sources)
   with tqdm.tqdm(total=len(sources), initial=sum(name(s) in done for s in sources), unit='file',
                  desc='ingest', disable=not progress) as bar:
     for source in sources:
       if name(source) in done:
         continue
-      for where, rec in _read_source(root, fmt, source, writer.on_error):
+      for where, rec in _read_source(layout, fmt, source, writer.on_error):
         writer.add(rec, where)
       writer.commit(name(source))
       bar.update()
       bar.set_postfix(frames=writer.num_seen, kept=writer.num_kept, skipped=len(writer.skipped))
   if fmt != 'raw':  # raw sources are the indexed videos themselves
     for (category, split) in groups:
-      path = objectron_records.index_path(root, category, split)
-      if not os.path.exists(path):
-        continue
+      path = layout.index_path(category, split)
       where = os.path.dirname(groups[category, split][0])
       absent = [f'{path} names video {v!r} that has no frames in the {fmt} shards in {where}'
-                for v in objectron_records.read_index(root, category, split)
-                if v not in writer.videos_seen]
+                for v in layout.videos(category, split) if v not in writer.videos_seen]
       if absent and writer.on_bad_record == 'raise':
         raise FileNotFoundError(f'{absent[0]} ({len(absent)} such videos); use on_bad_record=skip '
                                 'to ingest the rest')
@@ -231,7 +216,7 @@ def _ingest_sources(root: str, fmt: str, groups: dict[tuple[str, str], list[str]
 
 
 def _store_key(root: str, data) -> str:
-  key = dict(root=os.path.abspath(root), format=data.format, subsample=data.subsample,
+  key = dict(root=str(paths.resolve(root)), format=data.format, subsample=data.subsample,
              image_scale=data.image_scale, val_fraction=data.val_fraction, on_bad=data.on_bad_record,
              instances=data.instances, min_visibility=data.min_visibility, store_version=1)
   return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -264,9 +249,8 @@ def _prepare_store(data) -> str:
     root = synthetic.ensure_synthetic(os.path.join(cache, 'synthetic'), progress=logging.info,
                                       val_fraction=data.val_fraction, **data.synthetic.to_dict())
     logging.info('data.root unset: using the synthetic Objectron-format set at %s', root)
-  store = data.store_dir or os.path.join(cache, 'stores', _store_key(root, data))
-  store = os.path.abspath(os.path.expanduser(store))
-  if os.path.exists(os.path.join(store, frame_store.INDEX_FILE)):
+  store = str(paths.resolve(data.store_dir or os.path.join(cache, 'stores', _store_key(root, data))))
+  if (paths.resolve(store) / frame_store.INDEX_FILE).exists():
     logging.info('frame store: %s (reused)', store)
     return store
   logging.info('ingesting %s (%s) into the frame store %s', root, data.format, store)
@@ -299,7 +283,8 @@ if __name__ == '__main__':
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   FLAGS = flags.FLAGS
   flags.DEFINE_enum('format', 'records', list(FORMATS), 'Objectron layout to read.')
-  flags.DEFINE_string('input', None, 'Objectron root (holding v1/ and index/).', required=True)
+  flags.DEFINE_string('input', None, 'Objectron root, local or gs:// (e.g. gs://objectron itself, or a '
+                      'mirror of it): holds v1/index/ or index/, and the data.', required=True)
   flags.DEFINE_string('output', None, 'Frame store directory to create.', required=True)
   flags.DEFINE_integer('subsample', 5, 'Keep 1 frame in this many.')
   flags.DEFINE_float('image_scale', 1.0, 'Downscale frames by this factor at ingest.')

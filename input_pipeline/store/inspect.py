@@ -14,30 +14,32 @@ import argparse
 import collections
 import itertools
 import json
-import os
 import sys
 from typing import Any, Iterator
 
 import numpy as np
 
-from input_pipeline.formats import objectron_records
+from input_pipeline.formats import objectron_layout
+from input_pipeline.formats import paths
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.store import frame_store
 from input_pipeline.store import ingest
 
-LAYOUTS = ('store',) + ingest.FORMATS
-# Layout -> a path under DIR that only that layout has.
-_MARKERS = {'store': frame_store.INDEX_FILE, 'records': 'v1/records_shuffled', 'sequences': 'v1/sequences',
-            'raw': 'annotations'}
+LAYOUTS = ('store',) + objectron_layout.FORMATS
 
 
 def detect_layout(directory: str) -> str:
-  """The first layout of LAYOUTS whose marker path exists under `directory`."""
-  for layout in LAYOUTS:
-    if os.path.exists(os.path.join(directory, _MARKERS[layout])):
-      return layout
-  raise FileNotFoundError(f'{directory}: neither a frame store ({frame_store.INDEX_FILE}) nor an '
-                          f'Objectron root (v1/records_shuffled, v1/sequences or annotations/)')
+  """'store' for a frame store, else the first format (records, sequences, raw) the Objectron root holds."""
+  if paths.resolve(directory).joinpath(frame_store.INDEX_FILE).exists():
+    return 'store'
+  try:
+    formats = objectron_layout.Layout.find(directory).formats()
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f'{directory}: not a frame store (no {frame_store.INDEX_FILE}), and {e}') from e
+  if not formats:
+    raise FileNotFoundError(f'{directory}: an Objectron root with index files but no data (no '
+                            'v1/records_shuffled, v1/sequences or annotations/)')
+  return formats[0]
 
 
 _INSTANCE_KEYS = ('point_2d', 'point_3d', 'rotation', 'translation', 'scale', 'visibility')
@@ -69,13 +71,10 @@ def _store_rows(directory: str) -> Iterator[dict[str, Any]]:
                  1, rec)
 
 
-def _root_rows(directory: str, layout: str) -> Iterator[dict[str, Any]]:
-  split_of = {}
-  for category in CATEGORIES:
-    for split in objectron_records.SPLITS:
-      if os.path.exists(objectron_records.index_path(directory, category, split)):
-        split_of.update({v: split for v in objectron_records.read_index(directory, category, split)})
-  for rec in ingest.read_frames(directory, layout):
+def _root_rows(directory: str, fmt: str) -> Iterator[dict[str, Any]]:
+  layout = objectron_layout.Layout.find(directory)
+  split_of = layout.split_of()
+  for rec in ingest.read_frames(layout, fmt):
     fields = {k: getattr(rec, k) for k in ('timestamp_us', 'image_height', 'image_width') + _FRAME_KEYS}
     if rec.instance_num:
       fields.update({k: getattr(rec, k)[0] for k in _INSTANCE_KEYS})
