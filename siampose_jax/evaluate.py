@@ -237,7 +237,7 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
           for i in range(len(nn))]
   g_emb, q_emb = method.embeddings
   embeddings_npz = os.path.join(workdir, 'eval_embeddings.npz')
-  np.savez(embeddings_npz, method=method.name, store=store.path, split='test',
+  reports.write_npz(embeddings_npz, method=method.name, store=store.path, split='test',
            embeddings=q_emb.astype(np.float32), video_id=q_video, frame_index=queries['frame_id'],
            category=np.asarray(CATEGORIES)[queries['category']], record=queries['record'],
            gallery_embeddings=g_emb.astype(np.float32), gallery_video_id=g_video,
@@ -245,7 +245,7 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
            gallery_record=gallery['record'], reid_embeddings=method.reid_embeddings.astype(np.float32))
   fits_npz = os.path.join(workdir, 'eval_fits.npz')
   projected = geometry.project_points(np.nan_to_num(res['fitted']), queries['projection'][:, None])
-  np.savez(fits_npz, method=method.name, neighbour=nn, similarity=score, iou=res['iou'],
+  reports.write_npz(fits_npz, method=method.name, neighbour=nn, similarity=score, iou=res['iou'],
            failure=res['failure'], fitted_point_3d=res['fitted'],
            fitted_point_2d=np.where(np.isnan(res['fitted']), np.nan, projected),
            point_3d=queries['point_3d'], point_2d=queries['point_2d'],

@@ -7,6 +7,7 @@ import json
 import os
 
 import matplotlib
+import numpy as np
 from etils import epath
 
 from input_pipeline.formats import paths
@@ -28,6 +29,20 @@ def write_csv(path, rows: list[dict], columns: list[str] | None = None) -> str:
     w.writerow({k: r.get(k, '') for k in columns})
   epath.Path(path).write_text(buf.getvalue())
   return str(path)
+
+
+def write_npz(path, **arrays) -> str:
+  """`np.savez` to `path` (local or gs://)."""
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  epath.Path(path).write_bytes(buf.getvalue())
+  return str(path)
+
+
+def read_npz(path) -> dict:
+  """Every array of an `.npz` file at `path` (local or gs://)."""
+  with np.load(io.BytesIO(epath.Path(path).read_bytes())) as z:
+    return {k: z[k] for k in z.files}
 
 
 def save_figure(fig, path) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from etils import epath
-from siampose_jax import checkpointing, evaluate, train
+from siampose_jax import checkpointing, evaluate, reports, train
 from tests import _gcs, runs
 
 
@@ -50,9 +51,12 @@ def test_gs_workdir_and_store_train_resume_evaluate(cache_dir, tmp_path, monkeyp
   assert sorted(map(int, os.listdir(run / 'checkpoints'))) == [6, 9, 10]  # the 3 kept of 3, 4 (preempted), 6, 9, 10
   assert any(n.startswith('events.out.tfevents') for n in os.listdir(run / 'tensorboard'))
   for name in ('metrics.csv', 'training_curves.png', 'table1.md', 'table2.csv', 'eval_per_query.csv',
-               'ap_curve.png', 'retrieval.md'):
+               'ap_curve.png', 'retrieval.md', 'eval_embeddings.npz', 'eval_fits.npz'):
     assert (run / name).stat().st_size > 0, name
   assert written['table1_md'] == f'{workdir}/table1.md'
+  saved = reports.read_npz(run / 'eval_embeddings.npz')
+  np.testing.assert_allclose(np.linalg.norm(saved['embeddings'], axis=1), 1.0, rtol=1e-5)
+  assert len(reports.read_npz(run / 'eval_fits.npz')['iou']) == len(saved['embeddings'])
   store = bucket / 'stores' / 'synthetic'
   assert (store / 'index.json').exists() and os.listdir(store / 'train')
   with pytest.raises(FileNotFoundError):  # nothing was staged at the literal path

@@ -41,5 +41,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, cache_dir):
   assert single.returncode == 0, single.stderr[-3000:]
   a, b = _losses(tmp_path / 'mp'), _losses(tmp_path / 'sp')
   assert sorted(a) == sorted(b) == [2, 4, 6]
+  # Same data, same maths; only the order of the cross-process sums differs. The loss (a cosine, in [-1, 1])
+  # can sit near 0 after a few steps, so the tolerance is absolute, on that scale.
   for step in a:
-    assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-6), step
+    assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-5), step

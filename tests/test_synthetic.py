@@ -202,7 +202,8 @@ def test_splits_are_instance_disjoint_and_validation_matches_the_ingest(tmp_path
               for s in ('train', 'val', 'test')}
   assert len(by_split['test']) == 9 * 10 and 9 * 30 > len(by_split['train']) > 9 * 20 and by_split['val']
   assert not by_split['train'] & by_split['test'] and not by_split['train'] & by_split['val']
-  assert all(splits.assign('train', vid, 0.1) == p['split'] for vid, p in plan.items() if p['split'] != 'test')
+  official = {vid: 'test' if p['split'] == 'test' else 'train' for vid, p in plan.items()}
+  assert splits.assign_all(official, 0.1) == {vid: p['split'] for vid, p in plan.items()}
   shared = synthetic.dataset.video_plan(('cup',), 8, 0.25, 0.0, instances_per_category=3)
   assert [p['instance'] for p in shared.values()] == [v % 3 for v in range(8)]
   # End to end: the ingested store's splits are the manifest's.
@@ -393,3 +394,22 @@ def test_room_background_changes_with_the_viewing_direction(monkeypatch):
   far = gap_difference(room, 12)
   assert far > 2 * gap_difference(room, 1)
   assert far > 2 * gap_difference(bare, 12)
+
+
+def test_validation_carve_keeps_a_training_video_in_every_class():
+  """The hashed carve alone would take both training laptops at fraction 0.3 (the `test` preset's data);
+  the class keeps the one with the larger hash, and other classes are carved by the hash alone."""
+  official = {f'{c}/batch-0/{v}': 'test' if v == 2 else 'train' for c in CATEGORIES for v in range(3)}
+  out = splits.assign_all(official, 0.3)
+  hashed = {vid: splits._hash(vid, 0) < 0.3 for vid, s in official.items() if s == 'train'}
+  assert hashed['laptop/batch-0/0'] and hashed['laptop/batch-0/1']  # the case this guards against
+  laptops = sorted(['laptop/batch-0/0', 'laptop/batch-0/1'], key=lambda v: splits._hash(v, 0))
+  assert [out[v] for v in laptops] == ['val', 'train']
+  for vid, split in out.items():
+    if official[vid] == 'test':
+      assert split == 'test'
+    elif not vid.startswith('laptop/'):
+      assert split == ('val' if hashed[vid] else 'train')
+  assert all(any(out[f'{c}/batch-0/{v}'] == 'train' for v in range(3)) for c in CATEGORIES)
+  with pytest.raises(ValueError, match='fraction'):
+    splits.assign_all(official, 1.0)

@@ -53,12 +53,13 @@ def split_function(layout: objectron_layout.Layout, val_fraction: float = 0.0, s
   split_of = layout.split_of(categories)
   if not split_of:
     raise FileNotFoundError(f'no index files for {list(categories)} in {layout.index_dir}')
+  split_of = splits.assign_all(split_of, val_fraction, seed)
 
   def split_fn(video_id: str) -> str:
     if video_id not in split_of:
       raise KeyError(f'video {video_id!r} is in the records but in no {layout.index_dir}/<class>_annotations_* '
                      'file')
-    return splits.assign(split_of[video_id], video_id, val_fraction, seed)
+    return split_of[video_id]
 
   return split_fn
 

@@ -20,8 +20,9 @@ from input_pipeline.formats import objectron_raw, objectron_records, splits
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.synthetic import videos as synthetic_videos
 
-# 3: rooms (rugs, view-dependent backdrop); 4: one instance per video, val split, pose-sensitive shapes.
-GENERATOR_VERSION = 4  # bump on any change to the output
+# 3: rooms (rugs, view-dependent backdrop); 4: one instance per video, val split, pose-sensitive shapes;
+# 5: the validation carve keeps a training video in every class (manifest splits).
+GENERATOR_VERSION = 5  # bump on any change to the output
 MANIFEST = 'SYNTHETIC.json'
 FORMATS = ('records', 'sequences', 'raw')
 
@@ -49,7 +50,7 @@ def video_plan(categories, videos_per_category: int, test_fraction: float, val_f
 
   The last round(videos_per_category * test_fraction) videos of each class are the official test split (at
   least one, and not all, when 0 < test_fraction < 1); validation videos are carved out of the others by
-  `splits.is_validation`, as the ingest does with the same fraction. With instances_per_category = 0 every
+  `splits.assign_all`, as the ingest does with the same fraction. With instances_per_category = 0 every
   video shows its own object instance, so no test (or validation) object is ever seen in training; N > 0
   makes video v show instance v % N, shared across videos and splits (an explicit option, e.g. for
   re-identification across videos).
@@ -57,13 +58,15 @@ def video_plan(categories, videos_per_category: int, test_fraction: float, val_f
   n_test = int(np.floor(videos_per_category * test_fraction + 0.5))
   if 0 < test_fraction < 1 and videos_per_category > 1:
     n_test = min(max(n_test, 1), videos_per_category - 1)
-  plan = {}
+  plan, official = {}, {}
   for c in categories:
     for v in range(videos_per_category):
       vid = synthetic_videos.video_id(c, v)
-      official = 'test' if v >= videos_per_category - n_test else 'train'
-      plan[vid] = {'category': c, 'index': v, 'split': splits.assign(official, vid, val_fraction),
+      official[vid] = 'test' if v >= videos_per_category - n_test else 'train'
+      plan[vid] = {'category': c, 'index': v,
                    'instance': v % instances_per_category if instances_per_category else v}
+  for vid, split in splits.assign_all(official, val_fraction).items():
+    plan[vid]['split'] = split
   return plan
 
 
