@@ -8,6 +8,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import time
 
 import jax
@@ -79,3 +80,43 @@ def test_sigterm_then_sigkill_then_resume_is_bit_identical(cache_dir, reference_
   with open(os.path.join(ref_dir, 'metrics.jsonl')) as f:
     ref_losses = {r['step']: r['loss'] for r in map(json.loads, f) if 'loss' in r}
   assert losses == ref_losses
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_checkpointed_step(cache_dir, tmp_path):
+  """Multi-host: the notice reaches one process (as a TPU VM's own SIGTERM would); JAX's preemption sync
+  point spreads it, and both processes save the same step, then exit 0."""
+  from tests.test_multiprocess import _free_port  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'mp'
+  args = ['--config=configs/distant.py:test', f'--config.data.cache_dir={cache_dir}', '--config.mode=train',
+          '--config.total_steps=1000', '--config.log_every_steps=1', '--config.checkpoint_every_steps=1000',
+          f'--workdir={workdir}']
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env.update(JAX_PLATFORMS='cpu', SIAMPOSE_PORT=str(_free_port()))
+  launcher = subprocess.Popen(['bash', 'launch/local_multiprocess.sh', '2', *args], cwd=runs.REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    lines = []
+    for line in launcher.stderr:  # both processes' logs, interleaved
+      lines.append(line)
+      if re.search(r'step 3/1000 \|', line):
+        break
+    workers = sorted(int(p) for p in subprocess.run(
+        ['pgrep', '-f', f'siampose_jax.main .*--workdir={workdir}'], capture_output=True, text=True
+    ).stdout.split())
+    assert len(workers) == 2, ''.join(lines[-30:])
+    t = time.monotonic()
+    os.kill(workers[0], signal.SIGTERM)
+    out, rest = launcher.communicate(timeout=120)
+    seconds = time.monotonic() - t
+  finally:
+    if launcher.poll() is None:
+      launcher.kill()
+  log = ''.join(lines) + rest
+  assert launcher.returncode == 0, log[-3000:]
+  assert seconds < 30
+  saved = [int(s) for s in re.findall(r'preempted: saved the checkpoint of step (\d+) ', log)]
+  assert len(saved) == 2 and saved[0] == saved[1] and 3 <= saved[0] < 1000, log[-3000:]
+  assert runs.checkpoint_steps(str(workdir)) == [saved[0]]
+  data_dir = workdir / 'checkpoints' / str(saved[0]) / 'data'
+  assert {'process_0-of-2.json', 'process_1-of-2.json'} <= set(os.listdir(data_dir))
+  assert out.count(f'preempted at step {saved[0]}') == 2
