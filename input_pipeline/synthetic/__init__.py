@@ -19,7 +19,8 @@ shard layout (optionally also per-video tf.SequenceExample shards) with its inde
   root/index/<class>_annotations_{train,test}
   root/SYNTHETIC.json                     (manifest: version, parameters, per-video scene choices)
 
-Generator version 4, a benchmark for zero-shot pose:
+Generator version 4 (5 only changes the validation carve: every class keeps a training video), a
+benchmark for zero-shot pose:
   * Unseen objects: every video shows its own object instance (instances_per_category=0), so no test or
     validation object appears in training, as on Objectron where each test video is another object.
     `SYNTHETIC.json` lists every video: {"videos": {id: {"split", "instance", "category", scene choices}}}.
