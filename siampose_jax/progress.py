@@ -105,10 +105,10 @@ class JsonlLog:
 
 
 class ScalarWriter:
-  """TensorBoard scalars (tensorboardX writes event files without TensorFlow); only process 0 writes.
+  """TensorBoard scalars and images (tensorboardX writes event files without TensorFlow); only process 0 writes.
 
   tensorboardX writes local files: for a log dir on Cloud Storage the events go to a local folder and
-  each `flush()` copies the event file up (it holds scalars only, so it stays small).
+  each `flush()` copies the event file up (scalars, and a few figures at the end of a run).
   """
 
   def __init__(self, logdir, enabled: bool = True):
@@ -120,6 +120,12 @@ class ScalarWriter:
     if self._writer is not None:
       for k, v in scalars.items():
         self._writer.add_scalar(k, v, step)
+
+  def write_images(self, step: int, images: dict) -> None:
+    """RGB uint8 [H, W, 3] images (figures) under their tags."""
+    if self._writer is not None:
+      for k, v in images.items():
+        self._writer.add_image(k, v, step, dataformats='HWC')
 
   def flush(self) -> None:
     if self._writer is None:
