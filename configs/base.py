@@ -83,7 +83,8 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
       checkpoint='',                 # '' = this run's latest | PATH | random | imagenet:PATH
       imagenet_weights='',           # torchvision ResNet-50 .pth/.safetensors: adds an 'ImageNet embeddings' row
       batch_size=256, knn_chunk=65536,
-      symmetric_categories=()))      # e.g. ('cup', 'bottle'): best IoU over rotations about the up axis
+      symmetric_categories=(),       # e.g. ('cup', 'bottle'): best IoU over rotations about the up axis
+      visualize=True))               # figures after the evaluation (siampose_jax/visualize.py: viz_*.png)
 
   if preset in ('cpu', 'test'):
     c.measure_data_wait = True

@@ -40,6 +40,16 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
+def evaluate_and_visualize(config, workdir) -> dict[str, str]:
+  """The evaluation's files, then (unless eval.visualize is off) its figures (siampose_jax/visualize.py)."""
+  from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
+  written = evaluate.evaluate(config, workdir)
+  if config.eval.visualize:
+    from siampose_jax import visualize  # pylint: disable=g-import-not-at-top
+    written.update(visualize.visualize(workdir, config=config))
+  return written
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -67,8 +77,7 @@ def main(argv):
             f'{workdir}; rerun the same command to resume')
       return
   if config.mode in ('eval', 'train_and_eval'):
-    from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
-    written.update(evaluate.evaluate(config, workdir))
+    written.update(evaluate_and_visualize(config, workdir))
   print(f'\nworkdir: {paths.resolve(workdir)}')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')
