@@ -41,10 +41,11 @@ def initialize_distributed() -> None:
 
 
 def evaluate_and_visualize(config, workdir) -> dict[str, str]:
-  """The evaluation's files, then (unless eval.visualize is off) its figures (siampose_jax/visualize.py)."""
+  """The evaluation's files, then (unless eval.visualize is off) its figures (siampose_jax/visualize.py),
+  drawn by the first process only."""
   from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
   written = evaluate.evaluate(config, workdir)
-  if config.eval.visualize:
+  if config.eval.visualize and jax.process_index() == 0:
     from siampose_jax import visualize  # pylint: disable=g-import-not-at-top
     written.update(visualize.visualize(workdir, config=config))
   return written

@@ -20,13 +20,15 @@ import io
 from typing import NamedTuple
 
 import cv2
+import jax
 import matplotlib
 import numpy as np
 from absl import app, flags
+from jax.sharding import Mesh
 
 from input_pipeline.formats import geometry, paths
 from input_pipeline.store import crops, frame_store
-from siampose_jax import checkpointing, encoder, knn, progress
+from siampose_jax import checkpointing, encoder, knn, progress, sharding
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -240,7 +242,8 @@ def pca_figure(emb, frames, num_videos=6, thumbs=4):
       crop = frames.crop('test', emb['record'][idx[k]], 48)
       box = OffsetImage(crop, zoom=0.7)
       ax.add_artist(AnnotationBbox(box, xy[k], xybox=(32, 32), boxcoords='offset points', pad=0.15,
-                                   bboxprops=dict(edgecolor=plt.cm.hsv(t[k]), lw=2), arrowprops=dict(arrowstyle='-')))
+                                   bboxprops=dict(edgecolor=plt.cm.hsv(t[k]), lw=2),
+                                   arrowprops=dict(arrowstyle='-')))
     ax.set_title(f'{video} ({len(idx)} frames, PC1+2: {explained:.0%})', fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -265,9 +268,10 @@ def neighbour_grid(emb, frames, num_queries=6, k=4, size=88):
     queries.append(idx[np.argsort(emb['frame_index'][idx])][len(idx) // 2])
   queries = np.asarray(queries)
   k = min(k, len(pool) - 1)
-  results = [knn.knn(emb['embeddings'][queries], pool, k, query_groups=n_gal + queries,
+  mesh = Mesh(np.asarray(jax.local_devices()[:1]), (sharding.DATA_AXIS,))  # a few queries, this process only
+  results = [knn.knn(emb['embeddings'][queries], pool, k, mesh=mesh, query_groups=n_gal + queries,
                      gallery_groups=np.arange(len(pool)), exclude_same_group=True),
-             knn.knn(emb['embeddings'][queries], pool, k, query_groups=emb['video_id'][queries],
+             knn.knn(emb['embeddings'][queries], pool, k, mesh=mesh, query_groups=emb['video_id'][queries],
                      gallery_groups=video, exclude_same_group=True)]
   rows, labels = [], []
   for r, q in enumerate(queries):

@@ -99,7 +99,8 @@ def test_box_edges_are_drawn_where_the_keypoints_project(evaluated, figures):
   """Every fitted query of the boxes page: its ground truth (green) and fitted box (white), projected
   here with the frame's intrinsics (not geometry's projection matrices), land on the PNG's drawn edges."""
   workdir, _ = evaluated
-  emb, fits = np.load(os.path.join(workdir, 'eval_embeddings.npz')), np.load(os.path.join(workdir, 'eval_fits.npz'))
+  emb = np.load(os.path.join(workdir, 'eval_embeddings.npz'))
+  fits = np.load(os.path.join(workdir, 'eval_fits.npz'))
   store = frame_store.open_store(str(emb['store']))
   image = _read_png(figures['boxes'].path)
   queries = [p for p in figures['boxes'].panels if p.query >= 0 and fits['failure'][p.query] == '']
