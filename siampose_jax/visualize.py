@@ -9,7 +9,7 @@ Each kind becomes `DIR/viz_<kind>.png` and an image in `DIR/tensorboard` (tag `v
               itself excluded), for 'entire dataset' and 'other videos only' retrieval;
   boxes       per category the best, median and worst fit: the query frame with its ground-truth box in
               green and the fitted box in white, beside the training frame whose box was transferred;
-  failures    the fits that missed (IoU < 0.5), grouped by cause (`failure_causes`).
+  failures    the fits that missed (IoU <= 0.5), grouped by cause (`failure_causes`).
 The inputs are `eval_embeddings.npz` and `eval_fits.npz` (written by `evaluate.evaluate`) and the frames of
 the frame store they name; nothing is re-embedded or re-fitted. Grid figures are composed in pixels at
 1:1 (`Panel` says where each frame sits), so drawn box edges stay pure colours in the PNG.
@@ -28,7 +28,7 @@ from jax.sharding import Mesh
 
 from input_pipeline.formats import geometry, paths
 from input_pipeline.store import crops, frame_store
-from siampose_jax import checkpointing, encoder, knn, progress, sharding
+from siampose_jax import checkpointing, encoder, knn, metrics, progress, sharding
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,7 +38,7 @@ KINDS = ('pca', 'neighbours', 'boxes', 'failures')
 EMBEDDINGS_FILE, FITS_FILE = 'eval_embeddings.npz', 'eval_fits.npz'
 GREEN, WHITE = (0, 255, 0), (255, 255, 255)   # ground truth, fitted (the poster's colours)
 BACKGROUND = (225, 225, 225)                  # grey, so that white edges stand out from it
-IOU_THRESHOLD = 0.5                           # the paper's AP@0.5: below it a fit counts as a miss
+IOU_THRESHOLD = 0.5                           # the paper's AP@0.5: at or below it a fit counts as a miss
 # failure_causes: an error counts once it reaches these (30 degrees, 1.5x in size, a quarter of the height).
 ORIENTATION_DEG, SCALE_RATIO, GROUND_FRACTION = 30.0, 1.5, 0.25
 _DPI, _CAPTION_PX, _LABEL_PX = 100, 30, 150
@@ -282,12 +282,13 @@ def neighbour_grid(emb, frames, num_queries=6, k=4, size=88):
         n = nn[r, j]
         if n < 0:
           continue
-        same = category[n] == emb['category'][q]
+        colour = ('blue' if video[n] == emb['video_id'][q] else
+                  'black' if category[n] == emb['category'][q] else 'red')
         row.append(Cell(frames.crop(split[n], record[n], size), f'{scores[r, j]:.3f}\n{_short(video[n])}',
-                        'black' if same else 'red', (split[n], int(record[n]), int(n) - n_gal, None)))
+                        colour, (split[n], int(record[n]), int(n) - n_gal, None)))
     rows.append(row)
     labels.append(str(emb['category'][q]))
-  title = 'Nearest neighbours (cosine similarity, video; red = another category)'
+  title = 'Nearest neighbours: cosine similarity, video (blue = the query\'s own video, red = another category)'
   return _compose(rows, labels, title, (size, size + 14),
                   [(1, 'query'), (k, 'entire dataset'), (k, 'other videos only')])
 
@@ -322,15 +323,17 @@ def box_grid(emb, fits, frames, height=150):
     for i in (order[0], order[len(order) // 2], order[-1]):
       row += _fit_cells(i, emb, fits, frames, (height, int(height * 1.1)), '')
     rows.append(row)
-    labels.append(f'{c}\n{len(fitted)} of {len(idx)} fitted\nAP@0.5 {np.mean(fits["iou"][idx] > 0.5):.2f}')
+    ap = metrics.ap_at_threshold(fits['iou'][idx])
+    labels.append(f'{c}\n{len(fitted)} of {len(idx)} fitted\nAP@0.5 {ap:.2f}')
   return _compose(rows, labels, 'Ground truth (green) and fitted box (white) beside the neighbour whose box '
                   'was transferred', (height, int(height * 1.1)), [(2, 'best'), (2, 'median'), (2, 'worst')])
 
 
 def failure_causes(fitted_3d, true_3d, iou, failure, threshold=IOU_THRESHOLD):
-  """Why each fit missed (IoU < threshold): '' for hits, 'fit failed: <reason>' where the evaluation
-  recorded one (boxfit.FAILURES), else the largest of three errors between the fitted box and the ground
-  truth (geometry.box_parameters of each), each divided by the size from which it alone explains a miss:
+  """Why each fit missed (IoU <= threshold, as metrics.ap_at_threshold counts): '' for hits, 'fit failed:
+  <reason>' where the evaluation recorded one (boxfit.FAILURES), else the largest of three errors between the
+  fitted box and the ground truth (geometry.box_parameters of each), each divided by the size from which it
+  alone explains a miss:
     orientation   the smallest angle turning one box onto the other (a box maps onto itself under half turns
                   about its axes, so those are tried too), over ORIENTATION_DEG;
     scale         |log| of the ratio of their volumes' cube roots (linear size), over log(SCALE_RATIO);
@@ -341,7 +344,7 @@ def failure_causes(fitted_3d, true_3d, iou, failure, threshold=IOU_THRESHOLD):
   failure = np.asarray(failure).astype(str)
   cause = np.where(failure != '', np.char.add('fit failed: ', np.char.replace(failure, '_', ' ')), '')
   cause = cause.astype(object)
-  low = np.flatnonzero((failure == '') & (np.asarray(iou) < threshold))
+  low = np.flatnonzero((failure == '') & (np.asarray(iou) <= threshold))
   if len(low) == 0:
     return cause
   r_fit, t_fit, s_fit = geometry.box_parameters(np.asarray(fitted_3d)[low])
@@ -377,7 +380,7 @@ def failure_grid(emb, fits, frames, per_cause=3, height=130):
     labels.append(f'{wrapped}\n{len(idx)} of {len(cause)} queries')
   if not rows:
     rows, labels = [[Cell(np.full((height, height, 3), BACKGROUND, np.uint8), 'no misses')]], ['']
-  title = (f'Misses (IoU < {IOU_THRESHOLD}) by cause: green = ground truth, white = fit | neighbour '
+  title = (f'Misses (IoU <= {IOU_THRESHOLD}) by cause: green = ground truth, white = fit | neighbour '
            '(causes: siampose_jax.visualize.failure_causes)')
   return _compose(rows, labels, title, (height, int(height * 1.1)), [(2, '')] * per_cause)
 
