@@ -131,13 +131,16 @@ class ScalarWriter:
     if self._writer is None:
       return
     self._writer.flush()
+    self._upload()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()  # drains tensorboardX's event queue (its flush() writes what has reached the file)
+      self._writer = None
+      self._upload()
+
+  def _upload(self) -> None:
     if not paths.is_local(self.logdir):
       self.logdir.mkdir(parents=True, exist_ok=True)
       for name in os.listdir(self._local):
         epath.Path(os.path.join(self._local, name)).copy(self.logdir / name, overwrite=True)
-
-  def close(self) -> None:
-    if self._writer is not None:
-      self.flush()
-      self._writer.close()
-      self._writer = None
