@@ -218,3 +218,18 @@ def test_main_draws_the_figures_unless_turned_off(evaluated, monkeypatch):
   want = {f'viz_{k}_png': os.path.join(workdir, f'viz_{k}.png') for k in visualize.KINDS}
   assert main.evaluate_and_visualize(config, workdir) == {'table1_md': 'stub', **want}
   assert all(os.path.exists(p) for p in want.values())
+
+
+def test_workdir_on_cloud_storage(evaluated, tmp_path):
+  """A gs:// workdir (epath mocked onto a local folder): the inputs are read and the figure written there."""
+  from tests._gcs import mock_gcs  # pylint: disable=g-import-not-at-top
+  workdir, config = evaluated
+  bucket = tmp_path / 'bucket' / 'run'
+  bucket.mkdir(parents=True)
+  for name in ('config.json', 'eval_embeddings.npz'):
+    shutil.copy(os.path.join(workdir, name), bucket)
+  with mock_gcs(str(tmp_path)) as calls:
+    assert visualize.visualize('gs://bucket/run', 'pca') == {'viz_pca_png': 'gs://bucket/run/viz_pca.png'}
+  assert calls['gs'] > 0
+  np.testing.assert_array_equal(_read_png(str(bucket / 'viz_pca.png')).shape[2], 3)
+  assert any(v.tag == 'viz/pca' for e in _events(str(bucket / 'tensorboard')) for v in e.summary.value)
