@@ -55,6 +55,7 @@ class Panel(NamedTuple):
 
 
 class Figure(NamedTuple):
+  """One written figure; `panels` locate its frames (grid figures only)."""
   path: str
   image: np.ndarray  # RGB uint8, as written
   panels: list
@@ -66,8 +67,8 @@ def parse_what(what) -> tuple[str, ...]:
   kinds = [k.strip() for k in (what.split(',') if isinstance(what, str) else what) if k.strip()]
   bad = [k for k in kinds if k not in KINDS]
   if bad or not kinds:
-    raise ValueError(f'--what={what!r}: unknown figure kind(s) {bad}; expected a comma-separated subset of '
-                     f'{",".join(KINDS)}')
+    problem = f'unknown figure kind(s) {bad}' if bad else 'no figure kind'
+    raise ValueError(f'--what={what!r}: {problem}; expected a comma-separated subset of {",".join(KINDS)}')
   return tuple(dict.fromkeys(kinds))
 
 
@@ -393,7 +394,10 @@ def make_figures(workdir, what=KINDS, config=None, write_tensorboard: bool = Tru
   emb = _load_npz(workdir, EMBEDDINGS_FILE)
   fits = _load_npz(workdir, FITS_FILE) if {'boxes', 'failures'} & set(kinds) else None
   config = config or encoder.load_config(workdir)
-  frames = Frames(str(emb['store']), config.data.crop_margin)
+  try:
+    frames = Frames(str(emb['store']), config.data.crop_margin)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f'the frame store that {EMBEDDINGS_FILE} names is not readable here: {e}') from e
   draw = {'pca': lambda: pca_figure(emb, frames), 'neighbours': lambda: neighbour_grid(emb, frames),
           'boxes': lambda: box_grid(emb, fits, frames), 'failures': lambda: failure_grid(emb, fits, frames)}
   out = {}

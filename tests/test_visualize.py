@@ -183,6 +183,9 @@ def test_bad_requests_fail_clearly(evaluated, tmp_path):
   workdir, config = evaluated
   with pytest.raises(ValueError, match=r"unknown figure kind.*'bogus'.*pca,neighbours,boxes,failures"):
     visualize.parse_what('pca,bogus')
+  with pytest.raises(ValueError, match='no figure kind'):
+    visualize.parse_what(' , ')
+  assert visualize.parse_what('boxes, pca,boxes') == ('boxes', 'pca')
   out = subprocess.run([sys.executable, '-m', 'siampose_jax.visualize', f'--workdir={workdir}', '--what=bogus'],
                        cwd=runs.REPO, capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
