@@ -222,7 +222,8 @@ def test_interrupted_ingest_resumes_to_the_same_store(tmp_path, monkeypatch):
     ingest.ingest_dataset(root, out, **kwargs)
   assert read == ['book_train-00000-of-00002', 'book_train-00001-of-00002']
   # The second source's frames went to a shard that no progress line lists: resuming deletes it.
-  assert sorted(os.listdir(os.path.join(out + '.partial', 'val'))) == [  # book is in val (seed 1)
+  # book's one training video stays in train (the validation carve keeps a training video per class)
+  assert sorted(os.listdir(os.path.join(out + '.partial', 'train'))) == [
       f'frames-0000{i}.array_record.tmp' for i in range(3)]
   progress = os.path.join(out + '.partial', store_writer.PROGRESS_FILE)
   assert len(open(progress).readlines()) == 2  # header + the first source
@@ -237,7 +238,7 @@ def test_interrupted_ingest_resumes_to_the_same_store(tmp_path, monkeypatch):
   assert not os.path.exists(out + '.partial')
   assert not os.path.exists(os.path.join(out, store_writer.PROGRESS_FILE))
   a, b = frame_store.open_store(reference.path), frame_store.open_store(out)
-  assert a.index == b.index and set(a.splits) == {'train', 'val'}
+  assert a.index == b.index and set(a.splits) == {'train'}  # one video per class: nothing carved for val
   assert (info.num_seen, info.num_kept, info.splits) == (
       reference.num_seen, reference.num_kept, reference.splits)
   for split in a.splits:
