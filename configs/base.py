@@ -41,6 +41,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.train = ml_collections.ConfigDict(dict(on_nonfinite='stop'))
 
   c.data = ml_collections.ConfigDict()
+  c.data.dataset = 'objectron'       # objectron | ucf101 (configs/ucf101_*.py: the clip store, Table 3)
   c.data.root = config_dict.placeholder(str)   # unset: the synthetic set is generated once into cache_dir
   c.data.format = 'records'          # records | sequences | raw (Objectron layouts)
   c.data.cache_dir = '~/.cache/siampose_jax'
@@ -113,4 +114,42 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.val_fraction = 0.3        # a few validation videos even in this tiny set
     c.model.update(width=8, proj_dim=32, pred_hidden=16)
     c.optim.warmup_steps = 2
+  return c
+
+
+def get_ucf101_config(pair_mode: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """UCF101 action retrieval (the paper's Table 3): the base config on clip frames, centre-cropped and
+  resized to data.ucf101.frame_size at ingest; data.root = a folder with UCF-101/ and ucfTrainTestlist/
+  (unset: the synthetic action set), or data.ucf101.source=tfds (TFDS's ucf101, needs the `tf` extra).
+  Reference (rjean/siampose, UCF101): 112 px frames, next-frame pairs, RandomResizedCrop scale from 0.6,
+  colour jitter 0.4/0.4/0.4/0.1 (its Gaussian blur and crop scales above 1 are not reproduced)."""
+  c = get_base_config(pair_mode, arg)
+  c.data.dataset = 'ucf101'
+  c.data.subsample = 1               # unused: data.ucf101.subsample applies to clips
+  c.data.image_size = 112
+  c.data.decode_reduced = False      # frames are stored at about the input size
+  c.data.aug.update(crop_scale=(0.6, 1.0), brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+  c.data.ucf101 = ml_collections.ConfigDict(dict(
+      source='raw',                  # raw (data.root: UCF-101/*.avi + ucfTrainTestlist/) | tfds
+      split=1,                       # official split 1, 2 or 3
+      frame_size=112,                # stored frames: centre square resized to this
+      subsample=1,                   # keep every n-th frame of a clip (1: nearby = the next raw frame)
+      tfds_data_dir=config_dict.placeholder(str),
+      clip_frames=8,                 # evaluation: frames sampled uniformly per clip
+      pooling='mean',                # mean | max of the frames' unit embeddings (then re-normalised)
+      synthetic=dict(num_classes=10, groups=25, clips_per_group=2, num_frames=40, width=96, height=72,
+                     seed=0)))
+  if c.preset in ('cpu', 'test'):
+    c.data.image_size = c.data.ucf101.frame_size = 64
+    c.data.val_fraction = 0.1
+    c.total_steps = 600
+    c.monitor_every_steps = 200
+  if c.preset == 'test':
+    c.data.image_size = c.data.ucf101.frame_size = 32
+    c.data.val_fraction = 0.3
+    c.total_steps = 6
+    c.monitor_every_steps = 3
+    c.data.ucf101.clip_frames = 4
+    c.data.ucf101.synthetic.update(num_classes=4, groups=4, clips_per_group=2, num_frames=8, width=40,
+                                   height=32)
   return c

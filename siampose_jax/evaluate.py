@@ -29,7 +29,7 @@ GALLERY_FRACTIONS = (0.1, 0.01)
 FAILED_AZIMUTH_ERROR, FAILED_ELEVATION_ERROR = 180.0, 90.0
 
 
-def _variables_for(config, workdir, model, mesh):
+def variables_for(config, workdir, model, mesh):
   """(name, variables) of the primary embedding: this run's checkpoint, a path, random or ImageNet."""
   spec = config.eval.checkpoint
   if spec.startswith('imagenet:'):
@@ -57,7 +57,7 @@ def _imagenet_variables(path: str) -> dict:
   return convert.encoder_variables(convert.load_imagenet_backbone(os.path.expanduser(path)))
 
 
-def _random_variables(config, model, mesh):
+def random_variables(config, model, mesh):
   state = step_lib.template_state(config, model, mesh, config.seed + 1)
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
@@ -148,10 +148,10 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     method.reid_embeddings = _unit(q[:, identity])
     return method
 
-  primary, variables = _variables_for(config, workdir, model, mesh)
+  primary, variables = variables_for(config, workdir, model, mesh)
   embedded = [embedding_method(primary, variables)]
   if primary != 'Random embeddings':
-    embedded.append(embedding_method('Random embeddings', _random_variables(config, model, mesh)))
+    embedded.append(embedding_method('Random embeddings', random_variables(config, model, mesh)))
   if config.eval.imagenet_weights and primary != 'ImageNet embeddings':
     # The torchvision ResNet-50 baseline beside this run's own model, on the same crops.
     net = simsiam.SimSiam(backbone='resnet50', width=64, stem='imagenet', use_predictor=False)

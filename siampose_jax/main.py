@@ -25,6 +25,8 @@ MODES = ('train', 'eval', 'train_and_eval')
 def default_workdir(config) -> str:
   objective = config.objective.name
   name = config.data.pair_mode if objective in ('simsiam', 'tcn') else f'{objective}_{config.data.pair_mode}'
+  if config.data.dataset != 'objectron':
+    name = f'{config.data.dataset}_{name}'
   return os.path.join('runs', f'{name}_{config.preset}')
 
 
@@ -77,8 +79,11 @@ def main(argv):
       print(f'\npreempted at step {result["metrics"]["preempted_at_step"]}: checkpoint saved in '
             f'{workdir}; rerun the same command to resume')
       return
-  if config.mode in ('eval', 'train_and_eval'):
-    written.update(evaluate_and_visualize(config, workdir))
+  if config.mode in ('eval', 'train_and_eval') and config.data.dataset == 'ucf101':
+    from siampose_jax import retrieval  # pylint: disable=g-import-not-at-top
+    written.update(retrieval.evaluate_retrieval(config, workdir))  # Table 3
+  elif config.mode in ('eval', 'train_and_eval'):
+    written.update(evaluate_and_visualize(config, workdir))  # Tables 1 and 2, figures
   print(f'\nworkdir: {paths.resolve(workdir)}')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')

@@ -135,6 +135,23 @@ def write_tables(workdir, table1: list[dict], table2: list[dict], categories,
   return out
 
 
+TABLE3_TITLE = 'Table 3: action retrieval on UCF101, top-k recall R@k (%)'
+TABLE3_COLUMNS = {'method': 'Method', 'r1': 'R@1', 'r5': 'R@5', 'r10': 'R@10', 'r20': 'R@20', 'r50': 'R@50'}
+TABLE3_NOTES = ('R@k: share of test clips with a training clip of their action among their k nearest '
+                '(cosine) training clips. The paper reports R@1/5/10/20 = 41.4/57.3/62.1/66.2 on UCF101 '
+                '(nearby pairs); R@50 is extra.',)
+
+
+def write_table3(workdir, rows: list[dict], notes: tuple[str, ...] = ()) -> dict[str, str]:
+  """table3.{md,csv}: one row per embedding, the paper's R@1/5/10/20 columns, then R@50."""
+  workdir = paths.resolve(workdir)
+  cols = [k for k in TABLE3_COLUMNS if k == 'method' or any(k in r for r in rows)]
+  renamed = [{TABLE3_COLUMNS[k]: v for k, v in r.items() if k in TABLE3_COLUMNS} for r in rows]
+  return {'table3_csv': write_csv(workdir / 'table3.csv', rows, cols),
+          'table3_md': write_markdown(workdir / 'table3.md', renamed, [TABLE3_COLUMNS[k] for k in cols],
+                                      TABLE3_TITLE, fmt='{:.1f}', notes=TABLE3_NOTES + tuple(notes))}
+
+
 def plot_ap_curve(path, thresholds, curves: dict, title: str) -> str:
   """Objectron-style AP vs 3D IoU threshold: the mean over categories bold, each category thin."""
   fig, ax = plt.subplots(figsize=(5.0, 3.4))

@@ -16,7 +16,6 @@ from absl import logging
 from input_pipeline.formats import paths
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store
-from input_pipeline.store import ingest
 from siampose_jax import checkpointing, encoder, monitor, optim, progress, reports, sharding
 from siampose_jax import step as step_lib
 
@@ -83,7 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                jax.process_count())
 
   # --- Data: frame store (ingested once), Grain pair loader, fixed monitor crops.
-  store_path = ingest.prepare_store(config.data)
+  store_path = datasets.config_store(config.data)
   store = frame_store.open_store(store_path)
   num_train = store.num_frames('train')
   total_steps = total_steps_for(config, num_train)

@@ -19,8 +19,12 @@ import grain
 import numpy as np
 
 from input_pipeline.loader import augment, pairs
+from input_pipeline.store import clips
 from input_pipeline.store import crops
 from input_pipeline.store import frame_store as frame_store_lib
+from input_pipeline.store import ingest
+
+DATASETS = ('objectron', 'ucf101')
 
 
 def jpeg_reduction(window: tuple[int, int, int, int], image_size: int) -> int:
@@ -35,8 +39,8 @@ class PairTransform(grain.transforms.RandomMap):
   """Anchor record index -> augmented views of the anchor and its partner(s) (a Grain random map).
 
   Both frames are cropped with the window of the anchor's keypoint box (so camera motion shows), or
-  each with its own with per_frame_window=True; each view is augmented independently except for
-  the horizontal flip, decided once per pair. In tcn mode the outputs add view3 (the negative).
+  each with its own with per_frame_window=True (frames without a box, UCF101's, are used whole); each
+  view is augmented independently except for the horizontal flip, decided once per pair. In tcn mode the outputs add view3 (the negative).
 
   The window comes from the record's keypoints and stored image size, so it is known before the JPEG
   is decoded, and a frame that appears twice (same_frame) is decoded and cropped once. With
@@ -69,14 +73,14 @@ class PairTransform(grain.transforms.RandomMap):
   def _window(self, frame: dict[str, Any]) -> tuple[tuple[int, int, int, int], int]:
     """(crop window in the decoded image, JPEG reduction) from the record alone."""
     hw = (int(frame['image_height']), int(frame['image_width']))
-    window = crops.crop_window(frame['point_2d'], hw, self.margin)
+    window = crops.frame_window(frame.get('point_2d'), hw, self.margin)
     if not self.decode_reduced:
       return window, 1
     reduce = jpeg_reduction(window, self.image_size)
     if reduce == 1:
       return window, 1
-    return crops.crop_window(frame['point_2d'], frame_store_lib.reduced_shape(hw, reduce),
-                               self.margin), reduce
+    return crops.frame_window(frame.get('point_2d'), frame_store_lib.reduced_shape(hw, reduce),
+                              self.margin), reduce
 
   def _crop(self, record: int, frame: dict[str, Any], window, reduce: int) -> np.ndarray:
     where = f'{self.store.path} split {self.split!r} record {record}'
@@ -174,6 +178,16 @@ def train_iterator(dataset: grain.MapDataset, *, worker_count: int = 0, read_thr
                                                      per_worker_buffer_size=worker_buffer_size),
                         worker_init_fn=functools.partial(_init_worker, nice=worker_nice))
   return iter(ds)
+
+
+def config_store(data_config) -> str:
+  """The frame store of config.data, prepared once: Objectron frames (real, or the synthetic default) or
+  UCF101 clip frames (data.dataset='ucf101')."""
+  if data_config.dataset not in DATASETS:
+    raise ValueError(f'config.data.dataset={data_config.dataset!r}: expected one of {DATASETS}')
+  if data_config.dataset == 'ucf101':
+    return clips.prepare_store(data_config)
+  return ingest.prepare_store(data_config)
 
 
 def config_dataset(config, store_path: str, *, process_index: int = 0,

@@ -28,6 +28,15 @@ def crop_window(point_2d: np.ndarray, image_hw: tuple[int, int], margin: float =
   return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
 
+def frame_window(point_2d: np.ndarray | None, image_hw: tuple[int, int], margin: float = 0.0
+                 ) -> tuple[int, int, int, int]:
+  """`crop_window` of a stored frame; a frame without a box (a UCF101 clip frame, stored centre-cropped)
+  is used whole."""
+  if point_2d is None:
+    return 0, 0, int(image_hw[1]), int(image_hw[0])
+  return crop_window(point_2d, image_hw, margin)
+
+
 def _safe_crop(image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
   x0, y0, x1, y1 = window
   h, w = image.shape[:2]

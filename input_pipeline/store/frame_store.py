@@ -15,6 +15,9 @@ Record format (version 1): a msgpack map. Scalars are plain msgpack values; arra
   point_2d [9,3] (u, v normalised, depth), point_3d [9,3], rotation [3,3], translation [3], scale [3],
   visibility (float), intrinsics [3,3], projection/view/extrinsics [4,4], plane_center [3],
   plane_normal [3]   (float32; conventions of input_pipeline.formats.geometry).
+Clip frames (UCF101, input_pipeline/store/clips.py) carry only image, image_width, image_height,
+video_id, frame_id, timestamp_us, category (an index into the index's 'categories', there the action
+classes) and instance_id: no box, so their crop window is the whole (already centre-cropped) image.
 Instances: with instances='first' (the reference) a track is a video and holds its first object
 instance; with 'all' every visible instance is its own track `<video_id>#<instance_id>`, so pairs
 never mix objects. Intrinsics and projection refer to the landscape sensor, so downscaling the image
@@ -292,16 +295,18 @@ def eval_arrays(store: FrameStore, split: str, image_size: int, *, margin: float
   recs = []
   for r in records:
     rec = decode(store.raw(split, r), decode_image=False)
-    rec['window'] = np.asarray(crops.crop_window(rec['point_2d'], (rec['image_height'], rec['image_width']),
-                                                 margin), np.int32)
+    rec['window'] = np.asarray(crops.frame_window(rec.get('point_2d'),
+                                                  (rec['image_height'], rec['image_width']), margin), np.int32)
     del rec['image']
     recs.append(rec)
   out = {}
   for key, dtype in (('category', np.int32), ('frame_id', np.int64), ('instance_id', np.int32),
-                     ('visibility', np.float32), ('window', np.int32)):
+                     ('window', np.int32)):
     out[key] = np.asarray([r[key] for r in recs], dtype)
-  for key in INSTANCE_ARRAYS + FRAME_ARRAYS:
-    out[key] = np.stack([r[key] for r in recs]) if recs else np.zeros((0,), np.float32)
+  if not recs or 'point_2d' in recs[0]:  # object frames (clip frames have no box or camera)
+    out['visibility'] = np.asarray([r['visibility'] for r in recs], np.float32)
+    for key in INSTANCE_ARRAYS + FRAME_ARRAYS:
+      out[key] = np.stack([r[key] for r in recs]) if recs else np.zeros((0,), np.float32)
   out['image_hw'] = np.asarray([(r['image_height'], r['image_width']) for r in recs], np.int32)
   out['video'] = video
   out['record'] = np.asarray(records, np.int64)
