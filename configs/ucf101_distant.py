@@ -1,4 +1,5 @@
-"""UCF101 action retrieval (Table 3), SimSiam on distant frame pairs: the partner is a uniformly random frame of the same clip."""
+"""UCF101 action retrieval (Table 3), SimSiam on distant frame pairs:
+the partner is a uniformly random frame of the same clip."""
 from configs import base
 
 

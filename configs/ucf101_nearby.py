@@ -1,4 +1,5 @@
-"""UCF101 action retrieval (Table 3), SimSiam on nearby frame pairs: the partner is the next frame (the reference's `pairing: next`)."""
+"""UCF101 action retrieval (Table 3), SimSiam on nearby frame pairs:
+the partner is the next frame (the reference's `pairing: next`)."""
 from configs import base
 
 

@@ -118,9 +118,10 @@ def evaluate_retrieval(config, workdir: str) -> dict[str, str]:
           os.path.join(workdir, 'retrieval_per_query.csv'), per_query, list(per_query[0]))
   source = store.index['config']
   what = 'the synthetic action set' if not config.data.root and source['source'] == 'raw' else source['source']
-  notes = (f'UCF101 split {source["split"]} ({what}): {len(queries["label"])} test clips query {len(gallery["label"])} training clips of {len(classes)} '
-           f'classes; clip embedding = {u.pooling} of {u.clip_frames} uniformly sampled frames\' L2-normalised '
-           f'backbone features; a random ranking scores R@1 = '
+  notes = (f'UCF101 split {source["split"]} ({what}): {len(queries["label"])} test clips query '
+           f'{len(gallery["label"])} training clips of {len(classes)} classes; clip embedding = {u.pooling} of '
+           f'{u.clip_frames} uniformly sampled frames\' L2-normalised backbone features; a random ranking '
+           f'scores R@1 = '
            f'{100 * chance_recall_at_1(queries["label"], gallery["label"]):.1f}.',)
   written.update(reports.write_table3(workdir, rows, notes=notes))
   return written

@@ -40,7 +40,8 @@ class PairTransform(grain.transforms.RandomMap):
 
   Both frames are cropped with the window of the anchor's keypoint box (so camera motion shows), or
   each with its own with per_frame_window=True (frames without a box, UCF101's, are used whole); each
-  view is augmented independently except for the horizontal flip, decided once per pair. In tcn mode the outputs add view3 (the negative).
+  view is augmented independently except for the horizontal flip, decided once per pair. In tcn mode
+  the outputs add view3 (the negative).
 
   The window comes from the record's keypoints and stored image size, so it is known before the JPEG
   is decoded, and a frame that appears twice (same_frame) is decoded and cropped once. With

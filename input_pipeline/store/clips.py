@@ -66,7 +66,9 @@ def ingest_clips(output: str, *, source: str = 'raw', root: str | None = None, s
     for n, clip in enumerate(_clips(source, root, subset, split, tfds_data_dir)):
       part = splits.assign(subset, _val_key(clip), val_fraction, seed)
       if part not in writers:
-        writers[part] = store_writer._SplitWriter(os.path.join(partial, part), records_per_shard)  # pylint: disable=protected-access
+        # The frame store's own shard writer (the rest of writer.py is about Objectron records).
+        writers[part] = store_writer._SplitWriter(  # pylint: disable=protected-access
+            os.path.join(partial, part), records_per_shard)
       frame_ids, records = [], []
       for i in range(0, len(clip.frames), subsample):
         ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(ucf101.centre_crop(clip.frames[i], frame_size),
@@ -86,7 +88,8 @@ def ingest_clips(output: str, *, source: str = 'raw', root: str | None = None, s
       if progress and n % 100 == 0:
         progress(f'ingest {subset}: {n} clips')
   if 'train' not in writers or 'test' not in writers:
-    raise ValueError(f'UCF101 split {split} ({source}) has no {"train" if "train" not in writers else "test"} clips')
+    missing = 'train' if 'train' not in writers else 'test'
+    raise ValueError(f'UCF101 split {split} ({source}) has no {missing} clips')
   index = {'format': frame_store.FORMAT_NAME, 'version': frame_store.FORMAT_VERSION, 'kind': 'clips',
            'categories': list(classes),
            'config': {'source': source, 'root': root, 'split': split, 'frame_size': frame_size,
@@ -135,7 +138,8 @@ def _prepare_store(data) -> str:
   if not root and u.source == 'raw':
     from input_pipeline.synthetic import actions  # pylint: disable=g-import-not-at-top
     params = u.synthetic.to_dict()
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps(dict(params, version=actions.GENERATOR_VERSION), sort_keys=True).encode()
+                         ).hexdigest()[:12]  # a new generator version gets a new folder, hence a new store
     root = actions.ensure_actions(os.path.join(cache, 'synthetic_actions', key), progress=logging.info, **params)
     logging.info('data.root unset: using the synthetic action set (UCF101 layout) at %s', root)
   store = str(paths.resolve(data.store_dir or os.path.join(cache, 'stores', 'ucf101_' + _store_key(root, data))))
