@@ -1,8 +1,9 @@
 """Every Table 2 method of the paper, trained and evaluated for several seeds; tables of mean ± std and the
-paper's claims tested over seeds.
+paper's claims tested over seeds. With --table=3, the UCF101 action retrieval runs of Table 3 instead.
 
   python -m siampose_jax.experiments.paper_tables --preset=cpu --seeds=3 --workdir=DIR
       [--methods=nearby,distant,...] [--imagenet_weights=resnet50.safetensors] [--override KEY=VALUE ...]
+  python -m siampose_jax.experiments.paper_tables --table=3 --preset=cpu --seeds=3 --workdir=DIR
 
 Each (method, seed) is one `python -m siampose_jax.main` run in DIR/<method>/seed<k> (its log in run.log
 there); a run whose DONE file exists is reused, and an interrupted one resumes from its last checkpoint, so a
@@ -35,6 +36,12 @@ METHODS = {
     'combined': ('configs/combined.py', {}),
     'random': ('configs/nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
 }
+# Table 3 (UCF101 action retrieval): its rows, the same way.
+TABLE3_METHODS = {
+    'ucf101_nearby': ('configs/ucf101_nearby.py', {}),
+    'ucf101_distant': ('configs/ucf101_distant.py', {}),
+    'ucf101_random': ('configs/ucf101_nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
+}
 IMAGENET = ('configs/nearby.py', {'mode': 'eval', 'model.backbone': 'resnet50', 'model.width': 64,
                                   'model.stem': 'imagenet'})
 DONE = 'DONE'
@@ -47,7 +54,7 @@ def run_dir(workdir: str, method: str, seed: int) -> str:
 
 def command(method: str, preset: str, seed: int, workdir: str, imagenet_weights: str = '',
             extra: dict | None = None) -> list[str]:
-  config, overrides = IMAGENET if method == 'imagenet' else METHODS[method]
+  config, overrides = IMAGENET if method == 'imagenet' else {**METHODS, **TABLE3_METHODS}[method]
   overrides = dict(overrides, seed=seed, **(extra or {}))
   if method == 'imagenet':
     overrides['eval.checkpoint'] = f'imagenet:{imagenet_weights}'
@@ -113,6 +120,21 @@ def aggregate(workdir: str, methods: list[str], seeds: list[int]) -> dict[str, s
            f'per-seed rows in table2_per_seed.csv).',)
   out = reports.write_tables(workdir, t1, t2, CATEGORIES, notes=notes)
   out['table2_per_seed_csv'] = reports.write_csv(os.path.join(workdir, 'table2_per_seed.csv'), raw)
+  return out
+
+
+def aggregate_table3(workdir: str, methods: list[str], seeds: list[int]) -> dict[str, str]:
+  """Table 3 with mean ± std over seeds of each run's own row (its first: the run's embedding)."""
+  rows, raw = [], []
+  for m in methods:
+    per_seed = [rows_[0] for rows_ in _seed_rows(workdir, m, seeds, 'table3.csv')]
+    rows.append({k: (_mean_std([r[k] for r in per_seed]) if isinstance(v, float) else v)
+                 for k, v in per_seed[0].items()})
+    raw += [dict(r, run=m, seed=s) for s, r in zip(seeds, per_seed)]
+  notes = (f'Mean ± standard deviation over seeds {seeds} (one `python -m siampose_jax.main` run each; '
+           'per-seed rows in table3_per_seed.csv).',)
+  out = reports.write_table3(workdir, rows, notes=notes)
+  out['table3_per_seed_csv'] = reports.write_csv(os.path.join(workdir, 'table3_per_seed.csv'), raw)
   return out
 
 
@@ -192,7 +214,7 @@ def _run_seconds(workdir, methods, seeds) -> float:
 
 
 def write_results(workdir: str, methods: list[str], seeds: list[int], preset: str, written: dict,
-                  argv: list[str]) -> str:
+                  argv: list[str], tables=('table1_md', 'table2_md', 'claims_md')) -> str:
   """results.md: how the sweep was run (command, machine, versions, seeds, wall time), both tables and
   every verdict, in one file (docs/results_synthetic.md is a copy of one)."""
   import platform  # pylint: disable=g-import-not-at-top
@@ -206,7 +228,7 @@ def write_results(workdir: str, methods: list[str], seeds: list[int], preset: st
            f'- preset `{preset}`, methods {methods}, seeds {seeds}',
            f'- machine: {env}',
            f'- wall time of the runs: {hours:.2f} h (sum of the runs\' DONE files)', '']
-  for key in ('table1_md', 'table2_md', 'claims_md'):
+  for key in tables:
     with open(written[key]) as f:
       parts += ['', f.read().replace('\n# ', '\n## ').replace('# ', '## ', 1)]
   path = os.path.join(workdir, 'results.md')
@@ -219,8 +241,11 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   p.add_argument('--workdir', required=True)
   p.add_argument('--preset', default='cpu')
+  p.add_argument('--table', default='2', choices=('2', '3'),
+                 help='2: Tables 1 and 2 and the claims (Objectron); 3: UCF101 action retrieval')
   p.add_argument('--seeds', type=int, default=3)
-  p.add_argument('--methods', default=','.join(METHODS), help=f'comma-separated, of {list(METHODS)}')
+  p.add_argument('--methods', default='', help=f'comma-separated, of {list(METHODS)} (--table=2, default: '
+                 f'all) or {list(TABLE3_METHODS)} (--table=3, default: all)')
   p.add_argument('--imagenet_weights', default='', help='torchvision ResNet-50 weights: adds an ImageNet row')
   p.add_argument('--bootstrap', type=int, default=1000)
   p.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
@@ -230,20 +255,25 @@ def main(argv=None) -> int:
   if bad:
     p.error(f'--override needs KEY=VALUE, got {bad}')
   extra = dict(o.split('=', 1) for o in args.override)
-  methods = args.methods.split(',')
-  unknown = [m for m in methods if m not in METHODS]
+  known = TABLE3_METHODS if args.table == '3' else METHODS
+  methods = args.methods.split(',') if args.methods else list(known)
+  unknown = [m for m in methods if m not in known]
   if unknown:
-    p.error(f'unknown methods {unknown}; expected some of {list(METHODS)}')
+    p.error(f'unknown methods {unknown} for --table={args.table}; expected some of {list(known)}')
   if args.imagenet_weights:
     methods.append('imagenet')
   seeds = list(range(args.seeds))
   workdir = os.path.abspath(os.path.expanduser(args.workdir))
   start = time.time()
   run_all(workdir, methods, seeds, args.preset, args.imagenet_weights, extra)
-  written = aggregate(workdir, methods, seeds)
-  written['claims_md'] = write_claims(workdir, methods, seeds, args.bootstrap)
-  written['results_md'] = write_results(workdir, methods, seeds, args.preset, written,
-                                        sys.argv[1:] if argv is None else argv)
+  argv = sys.argv[1:] if argv is None else argv
+  if args.table == '3':
+    written = aggregate_table3(workdir, methods, seeds)
+    written['results_md'] = write_results(workdir, methods, seeds, args.preset, written, argv, ('table3_md',))
+  else:
+    written = aggregate(workdir, methods, seeds)
+    written['claims_md'] = write_claims(workdir, methods, seeds, args.bootstrap)
+    written['results_md'] = write_results(workdir, methods, seeds, args.preset, written, argv)
   print(f'\n{len(methods)} methods x {len(seeds)} seeds in {workdir} ({time.time() - start:.0f} s this call)')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')
