@@ -9,7 +9,7 @@ instance_id 0, and its crop window is the whole image (`crops.frame_window`).
 
 Splits: the official train/test list of `split` (1, 2 or 3); a validation split is carved from the
 training clips by a seeded hash of the clip's group (`<Class>/gXX`, so one actor and scene never sits on
-both sides; per clip for TFDS, which keeps no file names), for the online monitor only.
+both sides; none for TFDS, which keeps no file names), for the online monitor only.
 """
 from __future__ import annotations
 
@@ -40,8 +40,17 @@ def _clips(source: str, root: str | None, subset: str, split: int, tfds_data_dir
   raise ValueError(f'data.ucf101.source={source!r}: expected one of {SOURCES}')
 
 
-def _val_key(clip: ucf101.Clip) -> str:
-  return f'{clip.video_id.split("/")[0]}/g{clip.group:02d}' if clip.group >= 0 else clip.video_id
+def _group_key(video_id: str, group: int) -> str:
+  """'<Class>/gXX': the unit of the validation carve (one actor and scene)."""
+  return f'{video_id.split("/")[0]}/g{group:02d}'
+
+
+def _group_splits(root: str, split: int, val_fraction: float, seed: int) -> dict[str, str]:
+  """group key -> 'train' | 'val' | 'test' for the raw layout's lists (splits.assign_all: a seeded hash
+  of the group, at least one training group kept per class)."""
+  official = {_group_key(ref.video_id, ref.group): subset for subset in ucf101.SUBSETS
+              for ref in ucf101.read_split_list(root, subset, split)}
+  return splits.assign_all(official, val_fraction, seed)
 
 
 def ingest_clips(output: str, *, source: str = 'raw', root: str | None = None, split: int = 1,
@@ -58,13 +67,15 @@ def ingest_clips(output: str, *, source: str = 'raw', root: str | None = None, s
   if source == 'raw' and not root:
     raise ValueError('data.ucf101.source=raw needs data.root: a folder with UCF-101/ and ucfTrainTestlist/')
   classes = ucf101.read_class_index(root) if source == 'raw' else ucf101.tfds_classes(split, tfds_data_dir)
+  # TFDS keeps no file names, hence no groups: no validation carve there (the online monitor is off).
+  group_split = _group_splits(root, split, val_fraction, seed) if source == 'raw' else {}
   partial = output + '.partial'
   shutil.rmtree(partial, ignore_errors=True)
   writers, videos = {}, {}
   num_seen = 0
   for subset in ucf101.SUBSETS:
     for n, clip in enumerate(_clips(source, root, subset, split, tfds_data_dir)):
-      part = splits.assign(subset, _val_key(clip), val_fraction, seed)
+      part = group_split.get(_group_key(clip.video_id, clip.group), subset)
       if part not in writers:
         # The frame store's own shard writer (the rest of writer.py is about Objectron records).
         writers[part] = store_writer._SplitWriter(  # pylint: disable=protected-access
