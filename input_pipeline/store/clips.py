@@ -26,6 +26,7 @@ from input_pipeline.formats import paths
 from input_pipeline.formats import splits
 from input_pipeline.formats import ucf101
 from input_pipeline.store import frame_store
+from input_pipeline.store import ingest
 from input_pipeline.store import writer as store_writer
 
 SOURCES = ('raw', 'tfds')
@@ -131,15 +132,9 @@ def prepare_store(data) -> str:
   """config.data (data.dataset='ucf101') -> path of a ready clip store, generated and ingested as needed.
 
   data.root unset (and data.ucf101.source='raw'): the synthetic action set (input_pipeline/synthetic/
-  actions.py) is generated once into data.cache_dir. One process prepares; see ingest.prepare_store.
+  actions.py) is generated once into data.cache_dir. One process prepares first (ingest.prepare_once).
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  if jax.process_count() == 1:
-    return _prepare_store(data)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  path = _prepare_store(data) if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices('siampose_jax.prepare_clip_store')
-  return path or _prepare_store(data)
+  return ingest.prepare_once(_prepare_store, data, 'siampose_jax.prepare_clip_store')
 
 
 def _prepare_store(data) -> str:

@@ -224,18 +224,20 @@ def _store_key(root: str, data) -> str:
 
 
 def prepare_store(data) -> str:
-  """config.data -> path of a ready frame store: generates the synthetic set and ingests as needed.
+  """config.data -> path of a ready frame store: generates the synthetic set and ingests as needed."""
+  return prepare_once(_prepare_store, data, 'siampose_jax.prepare_store')
 
-  In a multi-process run, process 0 prepares while the others wait at a barrier, then they find the
-  finished store at the same (deterministic) path; the cache must be on storage they all see.
-  """
+
+def prepare_once(prepare: Callable[..., str], data, barrier: str) -> str:
+  """`prepare(data)`, run first by process 0 alone while the others wait at `barrier`; they then find the
+  finished store at the same (deterministic) path. The cache must be on storage they all see."""
   import jax  # pylint: disable=g-import-not-at-top
   if jax.process_count() == 1:
-    return _prepare_store(data)
+    return prepare(data)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  path = _prepare_store(data) if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices('siampose_jax.prepare_store')
-  return path or _prepare_store(data)
+  path = prepare(data) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(barrier)
+  return path or prepare(data)
 
 
 def _prepare_store(data) -> str:
