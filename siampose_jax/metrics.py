@@ -106,7 +106,10 @@ def _average_precision(positive):
     return np.where(positive, precision, 0.0).sum(axis=1) / positive.sum(axis=1)
 
 
-def reid_metrics(embeddings, video_ids, frame_ids, block=256):
+REID_BLOCK_ELEMENTS = 1 << 20  # score-matrix cells ranked at a time: ~50 MB of work arrays, whatever N
+
+
+def reid_metrics(embeddings, video_ids, frame_ids, block=None):
   """Re-identification over one set of frames (e.g. the test split), all against all by cosine similarity.
 
   The paper's numbers come from the reference code's definition, reproduced exactly:
@@ -119,7 +122,8 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=256):
   Extra, under its own name: `reid_ap_self_excluded`, the standard mean average precision with q removed
   from its own ranking, over the queries whose video has another frame. `per_query` holds each query's
   reference score (for bootstrap intervals over queries).
-  The ranking is exact: a full sort of dense score rows, `block` queries at a time.
+  The ranking is exact: a full sort of dense score rows, `block` queries at a time (by default as many as
+  keep block x N under REID_BLOCK_ELEMENTS, so host memory does not grow with the square of N).
   """
   emb = np.asarray(embeddings, np.float32)
   video_ids, frame_ids = np.asarray(video_ids), np.asarray(frame_ids, np.int64)
@@ -128,6 +132,7 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=256):
     raise ValueError(f'embeddings {emb.shape}, video_ids {video_ids.shape}, frame_ids {frame_ids.shape}: '
                      'need [N, D] with N >= 2 and [N] ids')
   emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+  block = block or max(1, min(256, REID_BLOCK_ELEMENTS // n))
   _, video = np.unique(video_ids, return_inverse=True)
   video_size = np.bincount(video)
   aucs, aps, top1, jitter = [], [], [], []
