@@ -16,7 +16,6 @@ the frame store they name; nothing is re-embedded or re-fitted. Grid figures are
 """
 from __future__ import annotations
 
-import io
 from typing import NamedTuple
 
 import cv2
@@ -28,7 +27,7 @@ from jax.sharding import Mesh
 
 from input_pipeline.formats import geometry, paths
 from input_pipeline.store import crops, frame_store
-from siampose_jax import checkpointing, encoder, knn, metrics, progress, sharding
+from siampose_jax import checkpointing, encoder, knn, metrics, progress, reports, sharding
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -77,8 +76,7 @@ def _load_npz(workdir, name) -> dict:
   if not path.exists():
     raise FileNotFoundError(f'{path} not found: run the evaluation first (--config.mode=eval) so that it '
                             f'writes {name}')
-  with np.load(io.BytesIO(path.read_bytes())) as data:  # read whole: also works for gs:// workdirs
-    return {k: data[k] for k in data.files}
+  return reports.read_npz(path)
 
 
 class Frames:
