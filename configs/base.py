@@ -54,11 +54,11 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.crop_margin = 0.0           # object crop = keypoint box grown by this fraction on every side
   c.data.per_frame_window = False    # False: both frames of a pair use the anchor's window (reference)
   c.data.aug = ml_collections.ConfigDict(dict(augment.DEFAULT_AUG))  # the reference's augmentations
-  c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
+  c.data.worker_count = -1           # Grain worker processes: -1 = one per usable core (1 core: none), 0 = none
   c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
   c.data.prefetch = 4                # batches read ahead by those threads
   c.data.worker_nice = 0             # added niceness of worker processes (0..19)
-  c.data.decode_reduced = False      # decode JPEGs at 1/2..1/8 size when the crop allows (pixels change)
+  c.data.decode_reduced = True       # decode JPEGs at 1/2..1/8 size when the crop allows (pixels change)
   c.data.on_bad_record = 'raise'     # raise | skip (counted per reason, reported at the end)
   c.data.instances = 'first'         # first (reference: first object of a frame) | all (a track each)
   c.data.min_visibility = 0.0        # frames whose selected instance is less visible are dropped
@@ -99,7 +99,6 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.val_fraction = 0.1
     c.data.image_scale = 0.5
     c.data.image_size = 64
-    c.data.decode_reduced = True     # crops of ~200 px -> 64: decode at 1/2 (loader CPU -20..30%)
     c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
     c.optim.update(base_lr=0.05, warmup_steps=25)
   if preset == 'test':
@@ -111,6 +110,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.image_size = 32
     c.data.subsample = 2
     c.data.synthetic.update(videos_per_category=3, frames_per_video=8)
+    c.data.worker_count = 0          # in-process: tests call training without absl's flag parsing
     c.data.val_fraction = 0.3        # a few validation videos even in this tiny set
     c.model.update(width=8, proj_dim=32, pred_hidden=16)
     c.optim.warmup_steps = 2

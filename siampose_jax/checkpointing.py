@@ -2,12 +2,14 @@
 
 Portable across device and process counts: arrays are restored into the shardings of the target state
 (a checkpoint saved on 8 devices restores on 1 and back). Grain stores its iterator state per process
-(`process_<i>-of-<n>.json`); when the process count changed, the iterator is instead positioned at the
-checkpoint's step (the loader's batch i is a pure function of i, whatever the process count; see
-input_pipeline/loader/datasets.py), with a warning.
+(`process_<i>-of-<n>.json`), whose layout depends on the worker process count; when the process count or
+the worker count changed (data.worker_count=-1 follows the machine's cores), the iterator is instead
+positioned at the checkpoint's step (the loader's batch i is a pure function of i, whatever the process
+and worker counts; see input_pipeline/loader/datasets.py), with a warning.
 """
 from __future__ import annotations
 
+import json
 import signal
 import threading
 
@@ -46,13 +48,14 @@ def restore(manager: ocp.CheckpointManager, state, data_iterator=None, step: int
   """Restores `step` (default: latest) into the structure/shardings of `state`; returns (state, step).
 
   Returns (state, None) unchanged when the directory holds no checkpoint. The Grain iterator, if given, is
-  restored in place: from its saved state, or positioned at `step` when the process count changed.
+  restored in place: from its saved state, or positioned at `step` when the process or worker count changed.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     return state, None
   args = {'state': ocp.args.StandardRestore(_abstract(state))}
-  same_processes = data_iterator is not None and _saved_for_this_process(manager, step)
+  same_processes = (data_iterator is not None and _saved_for_this_process(manager, step)
+                    and _same_layout(manager, step, data_iterator))
   if same_processes:
     args['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**args))
@@ -74,14 +77,43 @@ def restore_params(path, state):
   return restored, step
 
 
+def _layout(state: dict) -> tuple:
+  """What a Grain state's shape depends on: in-process (keys) or the number of worker processes."""
+  return tuple(sorted(state)), len(state.get('iterators_in_use_states', ()))
+
+
+def _same_layout(manager: ocp.CheckpointManager, step: int, data_iterator) -> bool:
+  saved = epath.Path(manager.directory) / str(step) / 'data' / (
+      f'process_{jax.process_index()}-of-{jax.process_count()}.json')
+  saved = json.loads(saved.read_text())
+  if _layout(saved) == _layout(data_iterator.get_state()):
+    return True
+  logging.warning('checkpoint step %d holds a Grain iterator state of another worker count (%s, this run: '
+                  '%s): the data iterator restarts at step %d from the step alone', step,
+                  _layout(saved)[1], _layout(data_iterator.get_state())[1], step)
+  return False
+
+
 def position_iterator(data_iterator, step: int) -> None:
-  """Sets a fresh Grain iterator over the batched training dataset to yield batch `step` next."""
+  """Sets a fresh Grain iterator over the batched training dataset to yield batch `step` next.
+
+  In-process: {'next_index': step}. With n worker processes (grain 0.2.18's multiprocess prefetch), worker
+  i serves batches i, i + n, ..., in turn: worker i has served ceil((step - i) / n) of them and the
+  next batch comes from worker step % n."""
   fresh = data_iterator.get_state()
-  if set(fresh) != {'next_index'}:
-    raise ValueError(
-        f'cannot position a Grain iterator with state keys {sorted(fresh)} at step {step} (worker '
-        'processes): resume once with config.data.worker_count=0 after changing the process count')
-  data_iterator.set_state({'next_index': int(step)})
+  step = int(step)
+  if set(fresh) == {'next_index'}:
+    data_iterator.set_state({'next_index': step})
+    return
+  workers = fresh.get('iterators_in_use_states')
+  if not workers or any(set(w) != {'next_index'} for w in workers):
+    raise ValueError(f'cannot position a Grain iterator with state {fresh} at step {step}: resume once '
+                     'with config.data.worker_count=0')
+  n = len(workers)
+  data_iterator.set_state(dict(
+      fresh, next_index_in_cycle=step % n, next_index_in_datasets=n,
+      iterators_in_use_indices=list(range(n)),
+      iterators_in_use_states=[{'next_index': -(-(step - i) // n)} for i in range(n)]))
 
 
 def _saved_for_this_process(manager: ocp.CheckpointManager, step: int) -> bool:

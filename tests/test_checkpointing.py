@@ -105,6 +105,44 @@ def test_resume_with_other_process_count_positions_the_iterator_at_the_step(tmp_
   np.testing.assert_array_equal(next(fresh_it)['view1'], batches[2])
 
 
+def test_resume_with_other_worker_count_continues_at_the_next_batch(tmp_path, store_path, caplog):
+  """data.worker_count=-1 follows the machine's cores: a run saved with 2 worker processes resumes with
+  0, 1, 2 or 3 at the exact next batch (its own state where the layout matches, the step otherwise)."""
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()  # Grain workers need parsed flags in the parent
+  ds = lambda: datasets.train_dataset(store_path, pair_mode='nearby', image_size=IMAGE, global_batch_size=4,
+                                      seed=3)
+  reference = [b['view1'] for b, _ in zip(datasets.train_iterator(ds()), range(8))]
+  it = datasets.train_iterator(ds(), worker_count=2)
+  for _ in range(5):
+    next(it)
+  manager = checkpointing.make_manager(str(tmp_path))
+  checkpointing.save(manager, 5, sharding.replicate({'w': np.zeros(2)}, sharding.make_mesh(1)), it, force=True)
+  manager.wait_until_finished()
+  it.close()
+  for workers in (0, 1, 2, 3):
+    fresh = datasets.train_iterator(ds(), worker_count=workers)
+    with caplog.at_level('WARNING'):
+      caplog.clear()
+      _, step = checkpointing.restore(checkpointing.make_manager(str(tmp_path)),
+                                      sharding.replicate({'w': np.ones(2)}, sharding.make_mesh(1)), fresh)
+    assert step == 5
+    assert ('another worker count' in caplog.text) == (workers != 2), workers
+    for i in range(5, 8):
+      np.testing.assert_array_equal(next(fresh)['view1'], reference[i], err_msg=f'{workers} workers, batch {i}')
+    if workers:
+      fresh.close()
+
+
+def test_auto_worker_count_follows_the_usable_cores(monkeypatch):
+  monkeypatch.setattr(datasets.os, 'sched_getaffinity', lambda pid: {0, 1, 2})
+  assert datasets.resolve_worker_count(datasets.AUTO_WORKERS) == 3
+  monkeypatch.setattr(datasets.os, 'sched_getaffinity', lambda pid: {5})
+  assert datasets.resolve_worker_count(-1) == 0 and datasets.resolve_worker_count(4) == 4
+  with pytest.raises(ValueError, match='worker_count=-2'):
+    datasets.resolve_worker_count(-2)
+
+
 _RESTORE_ON_ONE_DEVICE = """
 import sys, jax, numpy as np
 from tests import runs

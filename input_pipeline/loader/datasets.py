@@ -159,17 +159,41 @@ def _init_worker(worker_index: int, worker_count: int, nice: int = 0) -> None:
     os.nice(nice)
 
 
+AUTO_WORKERS = -1
+
+
+def usable_cores() -> int:
+  """Cores this process may run on (its CPU affinity: taskset, cgroups' cpusets), not the machine's."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def resolve_worker_count(worker_count: int) -> int:
+  """worker_count, with AUTO_WORKERS (-1) = one worker process per usable core where there is more than
+  one, none (in-process threads) on a single core (bench/loader.py measures both)."""
+  if worker_count == AUTO_WORKERS:
+    cores = usable_cores()
+    return cores if cores > 1 else 0
+  if worker_count < 0:
+    raise ValueError(f'worker_count={worker_count}: expected >= 0, or {AUTO_WORKERS} (one per usable core)')
+  return worker_count
+
+
 def train_iterator(dataset: grain.MapDataset, *, worker_count: int = 0, read_threads: int = 2,
                    prefetch: int = 4, worker_buffer_size: int = 1,
                    worker_nice: int = 0) -> grain.DatasetIterator:
   """Iterator over `dataset` with thread prefetch (and worker processes when worker_count > 0).
 
   Each read thread builds whole batches (the dataset is batched before it is iterated). Worker
-  processes keep the pair building off the training process's GIL; `worker_nice` lowers their
-  priority. Its `get_state()`/`set_state()` round trip resumes at the exact next batch. With
-  workers, absl flags must be parsed in the parent (run under absl.app.run, or FLAGS.mark_as_parsed()).
+  processes keep the pair building off the training process's GIL (worker_count=-1: one per usable
+  core, `resolve_worker_count`); `worker_nice` lowers their priority. Its `get_state()`/`set_state()`
+  round trip resumes at the exact next batch (with the same worker count). With workers, absl flags
+  must be parsed in the parent (run under absl.app.run, or FLAGS.mark_as_parsed()).
   """
-  if worker_count < 0 or read_threads < 0 or prefetch < 0 or not 0 <= worker_nice <= 19:
+  worker_count = resolve_worker_count(worker_count)
+  if read_threads < 0 or prefetch < 0 or not 0 <= worker_nice <= 19:
     raise ValueError(f'bad loader options: worker_count={worker_count}, read_threads={read_threads}, '
                      f'prefetch={prefetch}, worker_nice={worker_nice} (0..19)')
   ds = dataset.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
