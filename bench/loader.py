@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 from input_pipeline.loader import datasets
 from input_pipeline.store import ingest
-from siampose_jax import optim, sharding
+from siampose_jax import device_augment, optim, sharding
 from siampose_jax import step as step_lib
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/distant.py:cpu',
@@ -61,7 +61,8 @@ def make_step(config):
   model = step_lib.make_model(config)
   tx, _ = optim.make_optimizer(config, config.batch_size, total_steps=max(config.total_steps, 1000))
   state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
-  return mesh, state, step_lib.jit_train_step(model, tx, mesh)
+  # With data.augment_on_device the step does the colour/flip work the loader no longer does, as in training.
+  return mesh, state, step_lib.jit_train_step(model, tx, mesh, augment=device_augment.from_config(config))
 
 
 def time_step(config, warmup: int, batches: int) -> float:
@@ -124,7 +125,9 @@ def main(argv):
       'image_size': config.data.image_size, 'worker_count': config.data.worker_count,
       'read_threads': config.data.read_threads, 'prefetch': config.data.prefetch,
       'worker_nice': config.data.worker_nice,
-      'decode_reduced': config.data.decode_reduced, 'batches': batches, 'cpu_count': os.cpu_count(),
+      'decode_reduced': config.data.decode_reduced,
+      'augment_on_device': bool(config.data.get('augment_on_device', False)),
+      'batches': batches, 'cpu_count': os.cpu_count(),
       'device': jax.devices()[0].platform,
       'loader_pairs_per_s': round(loader, 1), 'step_pairs_per_s': round(step, 1),
       'loader_over_step': round(loader / step, 3),

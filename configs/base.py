@@ -54,6 +54,10 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.crop_margin = 0.0           # object crop = keypoint box grown by this fraction on every side
   c.data.per_frame_window = False    # False: both frames of a pair use the anchor's window (reference)
   c.data.aug = ml_collections.ConfigDict(dict(augment.DEFAULT_AUG))  # the reference's augmentations
+  # True: the host loader only crops and resizes (RandomResizedCrop picks the pixels to decode); colour
+  # jitter, grayscale and the pair's flip run in the jitted train step (siampose_jax/device_augment.py),
+  # keyed by (seed, step), off the host cores that limit the loader on an accelerator.
+  c.data.augment_on_device = True
   c.data.worker_count = 0            # Grain worker processes (0 = in the main process)
   c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
   c.data.prefetch = 4                # batches read ahead by those threads
@@ -100,6 +104,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.image_scale = 0.5
     c.data.image_size = 64
     c.data.decode_reduced = True     # crops of ~200 px -> 64: decode at 1/2 (loader CPU -20..30%)
+    # Host path: on a CPU backend the "device" is the same host cores, so nothing is offloaded, and the
+    # cpu preset's published numbers were measured with the host augmentations.
+    c.data.augment_on_device = False
     c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
     c.optim.update(base_lr=0.05, warmup_steps=25)
   if preset == 'test':
