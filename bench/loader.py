@@ -30,7 +30,7 @@ from ml_collections import config_flags
 
 from input_pipeline.loader import datasets
 from input_pipeline.store import ingest
-from siampose_jax import optim, sharding
+from siampose_jax import device_augment, optim, sharding
 from siampose_jax import step as step_lib
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/distant.py:cpu',
@@ -76,7 +76,8 @@ def make_step(config):
   model = step_lib.make_model(config)
   tx, _ = optim.make_optimizer(config, config.batch_size, total_steps=max(config.total_steps, 1000))
   state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
-  return mesh, state, step_lib.jit_train_step(model, tx, mesh)
+  # With data.augment_on_device the step does the colour/flip work the loader no longer does, as in training.
+  return mesh, state, step_lib.jit_train_step(model, tx, mesh, augment=device_augment.from_config(config))
 
 
 def time_step(config, warmup: int, batches: int) -> float:

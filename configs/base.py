@@ -54,6 +54,10 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.crop_margin = 0.0           # object crop = keypoint box grown by this fraction on every side
   c.data.per_frame_window = False    # False: both frames of a pair use the anchor's window (reference)
   c.data.aug = ml_collections.ConfigDict(dict(augment.DEFAULT_AUG))  # the reference's augmentations
+  # True: the host loader only crops and resizes (RandomResizedCrop picks the pixels to decode); colour
+  # jitter, grayscale and the pair's flip run in the jitted train step (siampose_jax/device_augment.py),
+  # keyed by (seed, step), off the host cores that limit the loader on an accelerator.
+  c.data.augment_on_device = True
   c.data.worker_count = -1           # Grain worker processes: -1 = one per usable core (1 core: none), 0 = none
   c.data.read_threads = 2            # Grain threads, each building whole batches (per worker)
   c.data.prefetch = 4                # batches read ahead by those threads
@@ -99,6 +103,9 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.val_fraction = 0.1
     c.data.image_scale = 0.5
     c.data.image_size = 64
+    # Host path: on a CPU backend the "device" is the same host cores, so nothing is offloaded, and the
+    # cpu preset's published numbers were measured with the host augmentations.
+    c.data.augment_on_device = False
     c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
     c.optim.update(base_lr=0.05, warmup_steps=25)
   if preset == 'test':

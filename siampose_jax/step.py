@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from siampose_jax import objectives, optim, sharding
+from siampose_jax import device_augment, objectives, optim, sharding
 from siampose_jax.models import simsiam
 
 
@@ -98,15 +98,20 @@ def template_state(config, model, mesh: Mesh, seed: int = 0) -> TrainState:
   return init_state(model, tx, jax.random.key(seed), config.data.image_size, mesh)
 
 
-def train_step(state: TrainState, batch: dict, *, model, tx,
-               objective: Objective = Objective()) -> tuple[TrainState, dict]:
+def train_step(state: TrainState, batch: dict, *, model, tx, objective: Objective = Objective(),
+               augment: device_augment.DeviceAugment | None = None) -> tuple[TrainState, dict]:
   """One update. Each view goes through the network separately, as in the reference, so BatchNorm
   statistics are per view over the global batch (the batch axis is sharded; XLA inserts the
-  cross-device reductions), and the loss sees global arrays (NT-Xent's negatives span the global batch)."""
+  cross-device reductions), and the loss sees global arrays (NT-Xent's negatives span the global batch).
+  With `augment` (config.data.augment_on_device) the views are cropped only, and get their colour jitter,
+  grayscale and pair flip here, keyed by the state's step."""
   missing = [k for k in objective.views if k not in batch]
   if missing:
     raise ValueError(f'the {objective.name} objective needs batch keys {objective.views}; missing {missing}')
-  xs = [simsiam.preprocess(batch[k], model.dtype) for k in objective.views]
+  views = [batch[k] for k in objective.views]
+  if augment is not None:
+    views = augment(views, state.step)
+  xs = [simsiam.preprocess(v, model.dtype) for v in views]
 
   def loss_fn(params):
     batch_stats, outs = state.batch_stats, []
@@ -125,8 +130,10 @@ def train_step(state: TrainState, batch: dict, *, model, tx,
   return new_state, metrics
 
 
-def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1, objective: Objective = Objective()):
-  """The step jitted over the mesh: state replicated, batch sharded on `data`, state buffers donated.
+def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1, objective: Objective = Objective(),
+                   augment: device_augment.DeviceAugment | None = None):
+  """The step jitted over the mesh: state replicated, batch sharded on `data`, state buffers donated;
+  `augment` (default none: the host did it all) is traced into the same program.
 
   A trace counter (per returned function, unlike `chex.assert_max_traces`, which counts per code object)
   turns an accidental retrace (a shape or dtype drifting between batches, which would silently recompile
@@ -140,6 +147,6 @@ def jit_train_step(model, tx, mesh: Mesh, max_traces: int = 1, objective: Object
     if traces[0] > max_traces:
       raise AssertionError(f'the train step is being traced again ({traces[0]} traces): batch shapes or '
                            f'dtypes changed, got {jax.tree.map(lambda x: (x.shape, x.dtype), batch)}')
-    return train_step(state, batch, model=model, tx=tx, objective=objective)
+    return train_step(state, batch, model=model, tx=tx, objective=objective, augment=augment)
 
   return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))

@@ -16,7 +16,7 @@ from absl import logging
 from input_pipeline.formats import paths
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store
-from siampose_jax import checkpointing, encoder, monitor, optim, progress, reports, sharding
+from siampose_jax import checkpointing, device_augment, encoder, monitor, optim, progress, reports, sharding
 from siampose_jax import step as step_lib
 
 MONITOR_MAX_GALLERY = 3000
@@ -107,7 +107,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # --- Step and online monitor.
   policy = config.train.on_nonfinite
-  train_step = guard_nonfinite(step_lib.jit_train_step(model, tx, mesh, objective=objective), policy)
+  # config.data.augment_on_device: the loader only crops; colour, grayscale and flip run in the step.
+  augment = device_augment.from_config(config)
+  train_step = guard_nonfinite(step_lib.jit_train_step(model, tx, mesh, objective=objective, augment=augment),
+                               policy)
   faults = jax.jit(lambda: jnp.zeros(2, jnp.int32), out_shardings=sharding.replicated(mesh))()  # [count, first]
   online_knn = None  # on the validation videos only: the test split is for the final evaluation
   if store.has_frames('val'):

@@ -48,11 +48,15 @@ class PairTransform(grain.transforms.RandomMap):
   decode_reduced=True the JPEG is decoded at 1/2, 1/4 or 1/8 scale (`jpeg_reduction` of the window)
   and the window recomputed on that image: about 2x cheaper decoding, slightly different pixels (DCT
   scaling, then INTER_AREA, instead of INTER_AREA alone).
+
+  With augment_on_device=True a view is its random resized crop only (uint8, no colour, no flip): the
+  train step applies colour jitter, grayscale and the pair's flip (siampose_jax/device_augment.py).
   """
 
   def __init__(self, store: frame_store_lib.FrameStore | str, split: str, mode: str,
                image_size: int, *, offset: int = 1, aug: dict[str, Any] | None = None,
-               margin: float = 0.0, per_frame_window: bool = False, decode_reduced: bool = False):
+               margin: float = 0.0, per_frame_window: bool = False, decode_reduced: bool = False,
+               augment_on_device: bool = False):
     if mode not in pairs.PAIR_MODES:
       raise ValueError(f'unknown pair mode {mode!r}; expected one of {pairs.PAIR_MODES}')
     self.store = store if isinstance(store, frame_store_lib.FrameStore) else (
@@ -60,6 +64,7 @@ class PairTransform(grain.transforms.RandomMap):
     self.split, self.mode, self.image_size = split, mode, int(image_size)
     self.offset, self.margin, self.per_frame_window = int(offset), float(margin), per_frame_window
     self.decode_reduced = bool(decode_reduced)
+    self.augment_on_device = bool(augment_on_device)
     self.aug = augment.aug_config(aug)
     self.index = pairs.VideoIndex.from_store(self.store, split)
 
@@ -99,7 +104,7 @@ class PairTransform(grain.transforms.RandomMap):
     frames = [frame_store_lib.decode(self.store.raw(self.split, r), decode_image=False)
               for r in records]
     window = reduce = None
-    flip = bool(rng.random() < self.aug['flip_p'])
+    flip = not self.augment_on_device and bool(rng.random() < self.aug['flip_p'])
     crops: dict[tuple, np.ndarray] = {}  # the crop is a pure function of (record, window, reduce)
     out = {}
     for i, (record, frame) in enumerate(zip(records, frames)):
@@ -108,7 +113,11 @@ class PairTransform(grain.transforms.RandomMap):
       key = (record, window, reduce)
       if key not in crops:
         crops[key] = self._crop(record, frame, window, reduce)
-      out[f'view{i + 1}'] = augment.augment_view(crops[key], rng, self.image_size, flip, self.aug)
+      if self.augment_on_device:
+        out[f'view{i + 1}'] = augment.random_resized_crop(crops[key], rng, self.image_size,
+                                                          self.aug['crop_scale'], self.aug['crop_ratio'])
+      else:
+        out[f'view{i + 1}'] = augment.augment_view(crops[key], rng, self.image_size, flip, self.aug)
     out.update(category=np.int32(frames[0]['category']),
                video=np.int32(self.index.record_video[anchor]),
                frame_id=np.int32(frames[0]['frame_id']),
@@ -122,12 +131,13 @@ def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_ba
                   seed: int, process_index: int = 0, process_count: int = 1,
                   nearby_offset: int = 1, aug: dict[str, Any] | None = None, margin: float = 0.0,
                   per_frame_window: bool = False, decode_reduced: bool = False,
-                  split: str = 'train', num_epochs: int | None = None) -> grain.MapDataset:
+                  augment_on_device: bool = False, split: str = 'train',
+                  num_epochs: int | None = None) -> grain.MapDataset:
   """Batches of {'view1', 'view2', 'category', 'video', 'frame_id', 'partner_frame_id'} (+ tcn's view3).
 
   Anchors are all kept frames of `split` (for tcn, those with a valid negative). Infinite by
   default (num_epochs=None); the last partial batch of a finite run is dropped. decode_reduced: see
-  `PairTransform` (faster, slightly different pixels).
+  `PairTransform` (faster, slightly different pixels); augment_on_device: see `PairTransform` (crops only).
   """
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ValueError(f'global batch size {global_batch_size} is not a positive multiple of the '
@@ -137,7 +147,7 @@ def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_ba
   store = frame_store_lib.FrameStore(store_path)
   transform = PairTransform(store, split, pair_mode, image_size, offset=nearby_offset,
                                   aug=aug, margin=margin, per_frame_window=per_frame_window,
-                                  decode_reduced=decode_reduced)
+                                  decode_reduced=decode_reduced, augment_on_device=augment_on_device)
   anchors = list(range(store.num_frames(split)))
   if pair_mode == 'tcn':
     anchors = [a for a in anchors if pairs.has_tcn_negative(transform.index, a)]
@@ -224,7 +234,8 @@ def config_dataset(config, store_path: str, *, process_index: int = 0,
                        global_batch_size=config.batch_size, seed=config.seed,
                        process_index=process_index, process_count=process_count,
                        nearby_offset=d.nearby_offset, aug=d.aug.to_dict(), margin=d.crop_margin,
-                       per_frame_window=d.per_frame_window, decode_reduced=d.decode_reduced)
+                       per_frame_window=d.per_frame_window, decode_reduced=d.decode_reduced,
+                       augment_on_device=d.get('augment_on_device', False))
 
 
 def config_eval_arrays(store: frame_store_lib.FrameStore, split: str, data_config) -> dict:
