@@ -66,25 +66,12 @@ def test_rule(out_hw, k, want):
   assert resnet.use_im2col(out_hw, (k, k)) is want
 
 
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
-def test_slice_max_pool_equals_reduce_window(dtype):
-  # Odd and even sizes; distinct small integers (exact in bfloat16: no ties, exact gradient sums).
-  x = jnp.asarray(np.random.default_rng(4).permutation(2 * 9 * 8 * 3) - 200.0).reshape(2, 9, 8, 3).astype(dtype)
-  pool = lambda impl: lambda x: resnet.max_pool_3x3s2(x, impl)
-  got, want = pool('auto')(x), pool('xla')(x)
-  assert got.dtype == want.dtype == dtype and got.shape == want.shape == (2, 5, 4, 3)
-  np.testing.assert_array_equal(np.float32(got), np.float32(want))
-  g = jnp.asarray(np.random.default_rng(5).integers(-8, 8, want.shape)).astype(dtype)
-  grads = [jax.grad(lambda x, f=pool(impl): jnp.vdot(f(x), g).astype(jnp.float32))(x) for impl in ('auto', 'xla')]
-  np.testing.assert_array_equal(np.float32(grads[0]), np.float32(grads[1]))
-
-
 def _count_convs(fn, *args):
   jaxpr = jax.make_jaxpr(fn)(*args)
   return str(jaxpr).count('conv_general_dilated')
 
 
-def test_resnet18_64px_forward_and_gradients_equal_the_plain_xla_network():
+def test_resnet18_64px_forward_equals_the_plain_xla_network():
   x = jax.random.normal(jax.random.key(3), (4, 64, 64, 3))
   nets = {impl: resnet.make_backbone('resnet18', 64, 'imagenet', conv_impl=impl) for impl in ('auto', 'xla')}
   variables = nets['xla'].init(jax.random.key(0), x, train=False)
@@ -97,11 +84,6 @@ def test_resnet18_64px_forward_and_gradients_equal_the_plain_xla_network():
   counts = {impl: _count_convs(lambda v, x, net=net: net.apply(v, x, train=False), variables, x)
             for impl, net in nets.items()}
   assert counts == {'xla': 20, 'auto': 16}
-  r = jax.random.normal(jax.random.key(6), out['xla'].shape)
-  grads = {impl: jax.grad(lambda p, net=net: jnp.vdot(net.apply(dict(variables, params=p), x, train=False), r))(
-      variables['params']) for impl, net in nets.items()}
-  for a, b in zip(jax.tree.leaves(grads['xla']), jax.tree.leaves(grads['auto'])):
-    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * float(jnp.max(jnp.abs(a))))
 
 
 def test_cpu_preset_network_is_unchanged():

@@ -70,23 +70,6 @@ def _conv_fn(impl: str):
 _CONV_FNS = {impl: _conv_fn(impl) for impl in CONV_IMPLS}
 
 
-def max_pool_3x3s2(x, impl='auto'):
-  """The imagenet stem's 3x3 stride-2 max-pool (padding 1). Off 'xla', it is the max of 9 strided slices:
-  the same values, and a gradient through selects that XLA:CPU runs 4-8x faster than reduce_window's
-  select_and_scatter (bench/README.md). On ties the gradient is split, not given to the first maximum; after
-  ReLU ties are zeros, whose gradient ReLU discards either way, so the network's gradients agree."""
-  if impl == 'xla':
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-  x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-  ho, wo = (x.shape[1] - 3) // 2 + 1, (x.shape[2] - 3) // 2 + 1
-  out = None
-  for i in range(3):
-    for j in range(3):
-      s = x[:, i:i + 2 * (ho - 1) + 1:2, j:j + 2 * (wo - 1) + 1:2, :]
-      out = s if out is None else jnp.maximum(out, s)
-  return out
-
-
 def _conv(features, kernel_size, strides=1, *, dtype=jnp.float32, impl='auto', name=None):
   """Bias-free conv with symmetric k//2 padding (torchvision's), not 'SAME': for stride 2 on even sizes
   'SAME' pads (0, 1) and shifts the sampling grid, which would break converted ImageNet weights.
@@ -147,7 +130,7 @@ class ResNet(nn.Module):
   width: int = 64
   stem: str = 'imagenet'
   dtype: Any = jnp.float32
-  conv_impl: str = 'auto'  # _conv and max_pool_3x3s2; 'xla': XLA's conv and pool everywhere (the plain network)
+  conv_impl: str = 'auto'  # see _conv; 'xla' is the plain-convolution network the tests compare against
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -157,7 +140,7 @@ class ResNet(nn.Module):
     if self.stem == 'imagenet':
       x = conv(self.width, (7, 7), (2, 2), name='stem_conv')(x)
       x = nn.relu(norm(name='stem_norm')(x))
-      x = max_pool_3x3s2(x, self.conv_impl)
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     elif self.stem in ('small', 'cifar'):
       s = 2 if self.stem == 'small' else 1
       x = conv(self.width, (3, 3), (s, s), name='stem_conv')(x)
