@@ -71,7 +71,7 @@ def _count_convs(fn, *args):
   return str(jaxpr).count('conv_general_dilated')
 
 
-def test_resnet18_64px_forward_equals_the_plain_xla_network():
+def test_resnet18_64px_forward_and_gradients_equal_the_plain_xla_network():
   x = jax.random.normal(jax.random.key(3), (4, 64, 64, 3))
   nets = {impl: resnet.make_backbone('resnet18', 64, 'imagenet', conv_impl=impl) for impl in ('auto', 'xla')}
   variables = nets['xla'].init(jax.random.key(0), x, train=False)
@@ -84,6 +84,11 @@ def test_resnet18_64px_forward_equals_the_plain_xla_network():
   counts = {impl: _count_convs(lambda v, x, net=net: net.apply(v, x, train=False), variables, x)
             for impl, net in nets.items()}
   assert counts == {'xla': 20, 'auto': 16}
+  r = jax.random.normal(jax.random.key(6), out['xla'].shape)
+  grads = {impl: jax.grad(lambda p, net=net: jnp.vdot(net.apply(dict(variables, params=p), x, train=False), r))(
+      variables['params']) for impl, net in nets.items()}
+  for a, b in zip(jax.tree.leaves(grads['xla']), jax.tree.leaves(grads['auto'])):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * float(jnp.max(jnp.abs(a))))
 
 
 def test_cpu_preset_network_is_unchanged():

@@ -22,11 +22,11 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')  # nn.Conv's layout, the only one im2col_conv h
 def use_im2col(out_hw: Sequence[int], kernel_hw: Sequence[int]) -> bool:
   """The 'auto' rule: im2col where the kernel covers the whole output map (k >= Ho and k >= Wo).
 
-  There XLA:CPU's convolution (jax 0.10.2) is 10-100x slower than the same maths as one matmul, in the
-  forward pass (stride 1: input map = output map) or in the input gradient (stride 2: a k x k conv on the
-  dilated output gradient); on every other ResNet shape measured XLA's convolution is about as fast or
-  faster (bench/README.md, per-shape table). The `cpu` preset's smallest conv output is 4x4 under 3x3
-  kernels, so its network keeps XLA's convolution, bit for bit.
+  There XLA:CPU's convolution (jax 0.10.2) is up to 58x slower (forward + gradients) than the same maths as
+  one matmul, in the forward pass (stride 1: input map = output map) or in the input gradient (stride 2: a
+  k x k conv on the dilated output gradient). Elsewhere im2col loses on large maps and gains at most ~1.5x
+  on small ones, a few ms a step (bench/README.md, per-shape table). The `cpu` preset's smallest conv
+  output is 4x4 under 3x3 kernels, so its network keeps XLA's convolution, bit for bit.
   """
   return all(k >= o for k, o in zip(kernel_hw, out_hw))
 
