@@ -4,7 +4,7 @@ One JSON line per row; ratio = torch time / jax time (>= 1: JAX is faster).
 
   python -m bench.step                  # the CPU rows: ResNet-18 at 64, 96, 128 px (batch 32) + the cpu preset
   python -m bench.step --backbone=resnet50 --image_size=224 --batch=64 --dtype=bfloat16   # one row
-  python -m bench.step --rows=cpu --reference=jax:im2col   # reference = the JAX step with another conv impl
+  python -m bench.step --only=resnet18_64px --reference=jax:xla   # reference: JAX with XLA convs only
 
 The two steps are interleaved (a few JAX steps, a few torch steps, repeated) and each side's median step is
 reported, so a machine busy with other work slows both alike.
@@ -116,7 +116,10 @@ def machine_facts():
                cpu_count=os.cpu_count(), cpus_usable=len(os.sched_getaffinity(0)),
                processor=platform.processor() or platform.machine(), python=platform.python_version(),
                jax=jax.__version__, device=str(jax.devices()[0].device_kind), num_devices=jax.device_count(),
-               load_avg_1m=os.getloadavg()[0])
+               load_avg_1m=os.getloadavg()[0],
+               # torch's OpenMP spin-waits: on a busy machine its default (active) policy can slow torch
+               # ~10x (bench/README.md), so a row measured under load records which policy it ran with.
+               omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'))
   try:
     import torch  # pylint: disable=g-import-not-at-top
     facts.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
@@ -162,6 +165,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--rows', choices=['cpu', 'one'], default=None,
                  help="cpu: the issue's CPU rows; one: the row of the model flags (default when any is given)")
+  p.add_argument('--only', default='', help='comma-separated row names of --rows=cpu to run (default: all)')
   p.add_argument('--backbone', default=None)
   p.add_argument('--width', type=int, default=None)
   p.add_argument('--stem', default=None)
@@ -189,7 +193,8 @@ def main():
   if args.rows == 'cpu':
     rows = [(name, _config(preset, dict(over, **given), args.dtype), batch, size)
             for name, preset, over, size, batch in CPU_ROWS]
-    rows = [(n, c, b or c.batch_size, s or c.data.image_size) for n, c, b, s in rows]
+    rows = [(n, c, b or c.batch_size, s or c.data.image_size) for n, c, b, s in rows
+            if not args.only or n in args.only.split(',')]
   else:
     over = dict(dict(backbone='resnet18', width=64, stem='imagenet'), **given)
     rows = [('one', _config(None, over, args.dtype or 'float32'), args.batch or 32, args.image_size or 96)]
