@@ -10,17 +10,76 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 ModuleDef = Any
 
 
-def _conv(features, kernel_size, strides=1, *, dtype=jnp.float32, name=None):
+CONV_IMPLS = ('auto', 'xla', 'im2col')
+_NHWC = ('NHWC', 'HWIO', 'NHWC')  # nn.Conv's layout, the only one im2col_conv handles
+
+
+def use_im2col(out_hw: Sequence[int], kernel_hw: Sequence[int]) -> bool:
+  """The 'auto' rule: im2col where the kernel covers the whole output map (k >= Ho and k >= Wo).
+
+  There XLA:CPU's convolution (jax 0.10.2) is up to 58x slower (forward + gradients) than the same maths as
+  one matmul, in the forward pass (stride 1: input map = output map) or in the input gradient (stride 2: a
+  k x k conv on the dilated output gradient). Elsewhere im2col loses on large maps and gains at most ~1.5x
+  on small ones, a few ms a step (bench/README.md, per-shape table). The `cpu` preset's smallest conv
+  output is 4x4 under 3x3 kernels, so its network keeps XLA's convolution, bit for bit.
+  """
+  return all(k >= o for k, o in zip(kernel_hw, out_hw))
+
+
+def _out_hw(in_hw, kernel_hw, strides, padding):
+  return tuple((h + lo + hi - k) // s + 1 for h, k, s, (lo, hi) in zip(in_hw, kernel_hw, strides, padding))
+
+
+def im2col_conv(x, kernel, strides, padding, precision=None):
+  """NHWC x HWIO convolution as pad + kh*kw strided slices concatenated on channels + one matmul.
+
+  Same maths as lax.conv_general_dilated (no dilation, one group); the slices' (i, j, c) order is the HWIO
+  kernel's row-major order, so the kernel reshapes to [kh*kw*C, O] without a transpose.
+  """
+  (kh, kw, c, o), (sh, sw) = kernel.shape, strides
+  x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+  cols = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
+  cols = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+  return jnp.dot(cols, kernel.reshape(kh * kw * c, o), precision=precision)
+
+
+def _conv_fn(impl: str):
+  """A drop-in for lax.conv_general_dilated (nn.Conv's hook) that routes NHWC 2-D convs by `impl`."""
+
+  def conv(lhs, rhs, window_strides, padding, *, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+           feature_group_count=1, precision=None, **kw):
+    plain = (lhs.ndim == 4 and feature_group_count == 1 and not kw and not isinstance(padding, str)
+             and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+             and all(d in (None, 1) or all(v == 1 for v in d) for d in (lhs_dilation, rhs_dilation)))
+    if plain and (impl == 'im2col' or (impl == 'auto' and use_im2col(
+        _out_hw(lhs.shape[1:3], rhs.shape[:2], window_strides, padding), rhs.shape[:2]))):
+      return im2col_conv(lhs, rhs, window_strides, padding, precision)
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                    rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                    feature_group_count=feature_group_count, precision=precision, **kw)
+
+  return conv
+
+
+_CONV_FNS = {impl: _conv_fn(impl) for impl in CONV_IMPLS}
+
+
+def _conv(features, kernel_size, strides=1, *, dtype=jnp.float32, impl='auto', name=None):
   """Bias-free conv with symmetric k//2 padding (torchvision's), not 'SAME': for stride 2 on even sizes
-  'SAME' pads (0, 1) and shifts the sampling grid, which would break converted ImageNet weights."""
+  'SAME' pads (0, 1) and shifts the sampling grid, which would break converted ImageNet weights.
+  impl: 'auto' (use_im2col decides per call), 'xla' or 'im2col'; parameters are the same either way."""
   if isinstance(strides, int):
     strides = (strides, strides)
+  if impl not in _CONV_FNS:
+    raise ValueError(f'conv impl={impl!r}: expected one of {CONV_IMPLS}')
   return nn.Conv(features, kernel_size, strides, padding=[(k // 2, k // 2) for k in kernel_size],
-                 use_bias=False, dtype=dtype, name=name)
+                 use_bias=False, dtype=dtype, conv_general_dilated=_CONV_FNS[impl], name=name)
 
 
 class BasicBlock(nn.Module):
@@ -71,10 +130,11 @@ class ResNet(nn.Module):
   width: int = 64
   stem: str = 'imagenet'
   dtype: Any = jnp.float32
+  conv_impl: str = 'auto'  # see _conv; 'xla' is the plain-convolution network the tests compare against
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    conv = functools.partial(_conv, dtype=self.dtype)
+    conv = functools.partial(_conv, dtype=self.dtype, impl=self.conv_impl)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              dtype=self.dtype)
     if self.stem == 'imagenet':
@@ -108,7 +168,8 @@ def feature_dim(name: str, width: int) -> int:
   return width * 8 * arch['block_cls'].expansion
 
 
-def make_backbone(name: str, width: int = 64, stem: str = 'imagenet', dtype=jnp.float32) -> ResNet:
+def make_backbone(name: str, width: int = 64, stem: str = 'imagenet', dtype=jnp.float32,
+                  conv_impl: str = 'auto') -> ResNet:
   if name not in ARCHS:
     raise ValueError(f'model.backbone={name!r}: expected one of {sorted(ARCHS)}')
-  return ResNet(**ARCHS[name], width=width, stem=stem, dtype=dtype)
+  return ResNet(**ARCHS[name], width=width, stem=stem, dtype=dtype, conv_impl=conv_impl)

@@ -55,12 +55,13 @@ class SimSiam(nn.Module):
   use_predictor: bool = True
   heads: int = 1
   split_feature: bool = False
+  conv_impl: str = 'auto'  # resnet._conv: 'auto' | 'xla' | 'im2col' (same parameters; for benchmarks/tests)
 
   def setup(self):
     if self.heads not in (1, 2) or (self.split_feature and self.heads != 2):
       raise ValueError(f'model.heads={self.heads} with split_feature={self.split_feature}: expected 1 head, '
                        'or 2 heads with or without a split feature')
-    self.encoder = resnet.make_backbone(self.backbone, self.width, self.stem, self.dtype)
+    self.encoder = resnet.make_backbone(self.backbone, self.width, self.stem, self.dtype, self.conv_impl)
     self.projector = MLP((self.proj_dim,) * 3, bn_last=True, dtype=self.dtype)
     if self.use_predictor:
       self.predictor = MLP((self.pred_hidden, self.proj_dim), bn_last=False, dtype=self.dtype)
