@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import jax
@@ -137,6 +138,10 @@ def time_loader_on_cores(config, cores: set[int], warmup: int, batches: int) -> 
 def _config():
   if _PRESET.value is None:
     return _CONFIG.value, config_flags.get_config_filename(flags.FLAGS['config'])
+  given = [a for a in sys.argv[1:] if a.split('=')[0].startswith('--config')]
+  if given:  # never ignore a setting silently
+    raise app.UsageError(f'--preset replaces --config and its overrides, got {given}: use --config='
+                         'configs/nearby.py[:cpu] with overrides instead')
   from configs import nearby  # pylint: disable=g-import-not-at-top
   config = nearby.get_config(None if _PRESET.value == 'paper' else _PRESET.value)
   if _PRESET.value == 'paper':
