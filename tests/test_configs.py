@@ -1,0 +1,36 @@
+"""Presets are small diffs of one base: cpu_long is the cpu preset trained longer, nothing else."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from configs import base
+
+CONFIGS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'ucf101_nearby', 'ucf101_distant')
+SCHEDULE_KEYS = {'total_steps', 'log_every_steps', 'checkpoint_every_steps', 'monitor_every_steps', 'preset'}
+
+
+def _flat(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if hasattr(v, 'items'):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[prefix + k] = v
+  return out
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_cpu_long_is_cpu_trained_longer(name):
+  module = importlib.import_module(f'configs.{name}')
+  cpu, long = _flat(module.get_config('cpu').to_dict()), _flat(module.get_config('cpu_long').to_dict())
+  assert set(cpu) == set(long)
+  changed = {k for k in cpu if cpu[k] != long[k]}
+  assert changed <= SCHEDULE_KEYS and 'total_steps' in changed, changed
+  assert long['total_steps'] == 12 * cpu['total_steps']
+
+
+def test_unknown_preset_names_the_known_ones():
+  with pytest.raises(ValueError, match=r"unknown config preset 'cpu-long'.*cpu_long"):
+    base.get_base_config('nearby', 'cpu-long')
