@@ -7,11 +7,13 @@ reference; the loss's negatives are the other 2N - 2 crops of the global batch.
 from configs import base
 
 
-def get_config(arg=None):
-  c = base.get_base_config(pair_mode='nearby', arg=arg)
+def use_ntxent(c):
+  """The NT-Xent baseline's changes to a base config (Objectron's here, UCF101's in ucf101_ntxent.py)."""
   c.objective.name = 'ntxent'
   c.optim.update(base_lr=0.1, constant_predictor_lr=False)  # no predictor
-  c.model.proj_dim = 128
-  if c.preset == 'test':
-    c.model.proj_dim = 32
+  c.model.proj_dim = 32 if c.preset == 'test' else 128
   return c
+
+
+def get_config(arg=None):
+  return use_ntxent(base.get_base_config(pair_mode='nearby', arg=arg))

@@ -7,7 +7,8 @@ import pytest
 
 from configs import base
 
-CONFIGS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'ucf101_nearby', 'ucf101_distant')
+CONFIGS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'ucf101_nearby', 'ucf101_distant',
+           'ucf101_ntxent')
 SCHEDULE_KEYS = {'total_steps', 'log_every_steps', 'checkpoint_every_steps', 'monitor_every_steps', 'preset'}
 
 
@@ -34,3 +35,13 @@ def test_cpu_long_is_cpu_trained_longer(name):
 def test_unknown_preset_names_the_known_ones():
   with pytest.raises(ValueError, match=r"unknown config preset 'cpu-long'.*cpu_long"):
     base.get_base_config('nearby', 'cpu-long')
+
+
+@pytest.mark.parametrize('preset', ('cpu', 'test', None))
+def test_ucf101_ntxent_is_the_ntxent_diff_on_ucf101(preset):
+  """ucf101_ntxent changes the UCF101 config exactly as ntxent changes the Objectron one."""
+  mods = {n: importlib.import_module(f'configs.{n}') for n in ('nearby', 'ntxent', 'ucf101_nearby', 'ucf101_ntxent')}
+  flat = {n: _flat(m.get_config(preset).to_dict()) for n, m in mods.items()}
+  objectron = {k: v for k, v in flat['ntxent'].items() if flat['nearby'][k] != v}
+  ucf = {k: v for k, v in flat['ucf101_ntxent'].items() if flat['ucf101_nearby'][k] != v}
+  assert ucf == objectron and ucf['objective.name'] == 'ntxent'

@@ -239,6 +239,7 @@ def test_experiment_runner_table3(tmp_path):
   cmd = paper_tables.command('ucf101_random', 'cpu', 2, str(tmp_path))
   assert '--config=configs/ucf101_nearby.py:cpu' in cmd and '--config.eval.checkpoint=random' in cmd
   assert '--config.seed=2' in cmd
+  assert '--config=configs/ucf101_ntxent.py:cpu' in paper_tables.command('ucf101_ntxent', 'cpu', 0, str(tmp_path))
   rng = np.random.default_rng(0)
   values = {}
   for method, name in (('ucf101_nearby', 'Our embeddings (nearby pairs)'), ('ucf101_random', 'Random embeddings')):

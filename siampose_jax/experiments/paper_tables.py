@@ -46,6 +46,7 @@ TABLE3_METHODS = {
     'ucf101_nearby': ('configs/ucf101_nearby.py', {}),
     'ucf101_distant': ('configs/ucf101_distant.py', {}),
     'ucf101_random': ('configs/ucf101_nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
+    'ucf101_ntxent': ('configs/ucf101_ntxent.py', {}),  # an extra row: the NT-Xent baseline, next-frame pairs
 }
 IMAGENET = ('configs/nearby.py', {'mode': 'eval', 'model.backbone': 'resnet50', 'model.width': 64,
                                   'model.stem': 'imagenet'})
