@@ -174,6 +174,24 @@ def nn_category_accuracy(query_embeddings, query_labels, gallery_embeddings, gal
   return knn_accuracy(gallery_labels[idx[:, 0]], query_labels)
 
 
+def effective_rank(embeddings):
+  """Effective rank (Roy & Vetterli 2007) of [N, D] embeddings: exp of the entropy of the normalised
+  singular values of the centred matrix, between 1 (one direction) and min(N, D). A label-free sign of
+  partial dimensional collapse, which SimSiam undergoes when the network is small for the data (Li et al.,
+  ECCV 2022); the online monitor logs it beside the 1-NN accuracy."""
+  x = np.asarray(embeddings, np.float64)
+  if x.ndim != 2 or x.shape[0] < 2:
+    raise ValueError(f'embeddings {x.shape} must be [N, D] with N >= 2')
+  if not np.all(np.isfinite(x)):
+    raise ValueError('embeddings are not finite: the effective rank is undefined')
+  s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+  if s.sum() == 0:
+    raise ValueError('embeddings are constant: the effective rank is undefined')
+  p = s / s.sum()
+  p = p[p > 0]
+  return float(np.exp(-np.sum(p * np.log(p))))
+
+
 def recall_at_k(neighbour_labels, query_labels, ks=(1, 5, 10, 20, 50)):
   """UCF101-style R@k: fraction of queries with their class among the first k neighbours, per k."""
   nl, ql = np.asarray(neighbour_labels), np.asarray(query_labels)

@@ -1,10 +1,11 @@
 """The reference's online monitor: 1-NN category accuracy of backbone embeddings of held-out videos against
-embeddings of training frames, computed periodically during training."""
+embeddings of training frames, computed periodically during training; with it the effective rank of the
+training-frame embeddings (`metrics.effective_rank`), which shows a partial collapse without labels."""
 from __future__ import annotations
 
 import numpy as np
 
-from siampose_jax import embedding, knn
+from siampose_jax import embedding, knn, metrics
 
 
 class OnlineKNN:
@@ -30,7 +31,8 @@ class OnlineKNN:
     q = self.embed(state, self.queries['image'])
     _, idx = knn.knn(q, g, k=1, mesh=self.mesh)
     pred = self.gallery['category'][idx[:, 0]]
-    return {'knn_category_acc': float(np.mean(pred == self.queries['category']))}
+    return {'knn_category_acc': float(np.mean(pred == self.queries['category'])),
+            'embedding_rank': metrics.effective_rank(g)}
 
 
 PER_VIDEO_KEYS = ('video_ids',)  # indexed by video, not by frame: kept whole

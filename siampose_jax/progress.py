@@ -65,7 +65,8 @@ def format_eta(seconds: float) -> str:
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
 
 
-_LOG_FIELDS = (('loss', 'loss {:.4f}'), ('knn_category_acc', 'knn-acc {:.3f}'), ('lr', 'lr {:.2e}'),
+_LOG_FIELDS = (('loss', 'loss {:.4f}'), ('knn_category_acc', 'knn-acc {:.3f}'),
+               ('embedding_rank', 'rank {:.1f}'), ('lr', 'lr {:.2e}'),
                ('pairs_per_sec', '{:.1f} pairs/s'), ('step_time_s', 'step {:.3f}s'),
                ('data_time_s', 'data {:.3f}s'), ('data_wait_frac', 'data-wait {:.0%}'))
 

@@ -68,14 +68,16 @@ def write_markdown(path, rows: list[dict], columns: list[str], title: str = '',
 
 
 def training_reports(workdir) -> dict[str, str]:
-  """metrics.jsonl -> metrics.csv and training_curves.png (loss, online 1-NN accuracy, throughput)."""
+  """metrics.jsonl -> metrics.csv and training_curves.png (loss, online 1-NN accuracy and embedding rank,
+  throughput)."""
   workdir = paths.resolve(workdir)
   src = workdir / 'metrics.jsonl'
   if not src.exists():
     return {}
   rows = read_jsonl(src)
   out = {'metrics_csv': write_csv(workdir / 'metrics.csv', rows)}
-  panels = [k for k in ('loss', 'knn_category_acc', 'pairs_per_sec') if any(k in r for r in rows)]
+  panels = [k for k in ('loss', 'knn_category_acc', 'embedding_rank', 'pairs_per_sec')
+            if any(k in r for r in rows)]
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
   for ax, key in zip(axes[0], panels):
     pts = [(r['step'], r[key]) for r in rows if key in r]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from siampose_jax import evaluate, reports, train
+from siampose_jax.models import resnet
 from tests import runs
 
 
@@ -32,6 +33,7 @@ def test_train_and_evaluate(cache_dir, reference_run):
   assert os.path.exists(ref['metrics']['metrics_csv']) and os.path.exists(ref['metrics']['curves_png'])
   assert glob.glob(os.path.join(ref_dir, 'tensorboard', 'events.out.tfevents.*'))
   assert 0.0 <= ref['metrics']['knn_category_acc'] <= 1.0
+  assert 1.0 <= ref['metrics']['embedding_rank'] <= resnet.feature_dim(config.model.backbone, config.model.width)
 
   # Evaluation of the finished run writes Tables 1 and 2 with the baselines.
   written = evaluate.evaluate(config, ref_dir)

@@ -182,3 +182,26 @@ def test_recall_at_k_hand_case():
   assert got == pytest.approx({1: 1 / 3, 2: 1 / 3, 3: 2 / 3})
   with pytest.raises(ValueError, match='neighbours'):
     metrics.recall_at_k(neighbours, np.array([1, 1, 2]))
+
+
+def test_effective_rank_equal_directions_and_independent_eigen_computation():
+  rng = np.random.default_rng(0)
+  rotation = np.linalg.qr(rng.normal(size=(16, 16)))[0]
+  for k in (1, 3, 7):  # rows +-e_i, i < k: centred already, k equal singular values -> rank exactly k
+    x = np.concatenate([np.eye(16)[:k], -np.eye(16)[:k]]) @ rotation + 5.0  # an offset: removed by centring
+    assert metrics.effective_rank(x) == pytest.approx(k, rel=1e-9)
+  # A decaying spectrum, against the covariance's eigenvalues (singular values = sqrt(N * eigenvalue)).
+  x = rng.normal(size=(200, 12)) * np.geomspace(1.0, 0.01, 12)
+  eig = np.clip(np.linalg.eigvalsh(np.cov(x.T, bias=True)), 0, None)
+  p = np.sqrt(eig) / np.sqrt(eig).sum()
+  assert metrics.effective_rank(x) == pytest.approx(np.exp(-np.sum(p * np.log(p))), rel=1e-6)
+  assert 1.0 < metrics.effective_rank(x) < 12.0
+
+
+def test_effective_rank_rejects_degenerate_input():
+  with pytest.raises(ValueError, match='constant'):
+    metrics.effective_rank(np.ones((5, 4)))
+  with pytest.raises(ValueError, match='N >= 2'):
+    metrics.effective_rank(np.ones((1, 4)))
+  with pytest.raises(ValueError, match='not finite'):
+    metrics.effective_rank(np.array([[0.0, np.nan], [1.0, 2.0]]))

@@ -74,6 +74,21 @@ def test_schedule_warmup_cosine_and_constant_predictor_lr():
     assert float(updates['predictor']['w'][0]) == pytest.approx(-peak, rel=1e-6)
 
 
+@pytest.mark.parametrize('constant', [True, False])
+def test_predictor_lr_scale(constant):
+  c = tiny_config(base_lr=0.1, base_batch_size=64, warmup_steps=10, weight_decay=0.0, momentum=0.0,
+                  constant_predictor_lr=constant, predictor_lr_scale=10.0)
+  tx, sched = optim.make_optimizer(c, batch_size=64, total_steps=110)
+  params = {'encoder': {'w': jnp.ones(3)}, 'predictor': {'w': jnp.ones(3)}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  opt_state = tx.init(params)
+  for i in range(12):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    assert float(updates['encoder']['w'][0]) == pytest.approx(-float(sched(i)), abs=1e-7)
+    pred_lr = 0.1 if constant else float(sched(i))
+    assert float(updates['predictor']['w'][0]) == pytest.approx(-10.0 * pred_lr, rel=1e-5, abs=1e-7)
+
+
 def test_weight_decay_and_momentum_match_torch_sgd_formula():
   c = tiny_config(base_lr=0.1, base_batch_size=64, warmup_steps=0, weight_decay=0.01, momentum=0.9,
                   constant_predictor_lr=False)
