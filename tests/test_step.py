@@ -64,14 +64,20 @@ def test_schedule_warmup_cosine_and_constant_predictor_lr():
   assert float(sched(10)) == pytest.approx(peak)
   assert float(sched(60)) == pytest.approx(peak * 0.5 * (1 + np.cos(np.pi * 50 / 100)), rel=1e-5)
   assert float(sched(110)) == pytest.approx(0.0, abs=1e-7)
-  params = {'encoder': {'w': jnp.ones(3)}, 'predictor': {'w': jnp.ones(3)}}
-  grads = jax.tree.map(jnp.ones_like, params)
-  opt_state = tx.init(params)
-  for i in range(7):
-    updates, opt_state = tx.update(grads, opt_state, params)
+  for i, updates in enumerate(_unit_grad_updates(tx, 7)):
     # plain SGD (momentum 0, no decay): update = -lr * grad
     assert float(updates['encoder']['w'][0]) == pytest.approx(-float(sched(i)), abs=1e-7)
     assert float(updates['predictor']['w'][0]) == pytest.approx(-peak, rel=1e-6)
+
+
+def _unit_grad_updates(tx, steps):
+  """The updates of `tx` for `steps` steps of gradient 1 on an encoder and a predictor parameter."""
+  params = {'encoder': {'w': jnp.ones(3)}, 'predictor': {'w': jnp.ones(3)}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  opt_state = tx.init(params)
+  for _ in range(steps):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    yield updates
 
 
 @pytest.mark.parametrize('constant', [True, False])
@@ -79,11 +85,7 @@ def test_predictor_lr_scale(constant):
   c = tiny_config(base_lr=0.1, base_batch_size=64, warmup_steps=10, weight_decay=0.0, momentum=0.0,
                   constant_predictor_lr=constant, predictor_lr_scale=10.0)
   tx, sched = optim.make_optimizer(c, batch_size=64, total_steps=110)
-  params = {'encoder': {'w': jnp.ones(3)}, 'predictor': {'w': jnp.ones(3)}}
-  grads = jax.tree.map(jnp.ones_like, params)
-  opt_state = tx.init(params)
-  for i in range(12):
-    updates, opt_state = tx.update(grads, opt_state, params)
+  for i, updates in enumerate(_unit_grad_updates(tx, 12)):
     assert float(updates['encoder']['w'][0]) == pytest.approx(-float(sched(i)), abs=1e-7)
     pred_lr = 0.1 if constant else float(sched(i))
     assert float(updates['predictor']['w'][0]) == pytest.approx(-10.0 * pred_lr, rel=1e-5, abs=1e-7)
