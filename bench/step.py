@@ -5,6 +5,12 @@ One JSON line per row; ratio = torch time / jax time (>= 1: JAX is faster).
   python -m bench.step                  # the CPU rows: ResNet-18 at 64, 96, 128 px (batch 32) + the cpu preset
   python -m bench.step --backbone=resnet50 --image_size=224 --batch=64 --dtype=bfloat16   # one row
   python -m bench.step --only=resnet18_64px --reference=jax:xla   # reference: JAX with XLA convs only
+  python -m bench.step --only=cpu_preset --reference=jax:auto --device_augment   # the cost of the device
+      # augmentation (colour jitter, grayscale, flip traced into the step): JAX with it against JAX without
+
+Without --device_augment both sides time the network step alone (the torch reference never augments);
+with it the JAX side adds the augmentation that `data.augment_on_device=True` (the paper preset) traces
+into the real train step, so a ratio against torch then favours torch.
 
 The two steps are interleaved (a few JAX steps, a few torch steps, repeated) and each side's median step is
 reported, so a machine busy with other work slows both alike.
@@ -23,7 +29,7 @@ import jax
 import numpy as np
 
 from configs import distant
-from siampose_jax import optim, sharding
+from siampose_jax import device_augment, optim, sharding
 from siampose_jax import step as step_lib
 
 # (row name, config preset, overrides of config.model, image size, batch); None = the preset's own value.
@@ -45,13 +51,15 @@ def _config(preset, model_overrides, dtype):
   return c
 
 
-def jax_stepper(c, batch, size, conv_impl='auto'):
-  """(one-step callable, compile seconds) for the jitted step of config `c`."""
+def jax_stepper(c, batch, size, conv_impl='auto', augment=False):
+  """(one-step callable, compile seconds) for the jitted step of config `c`; augment: with the device
+  augmentation of c.data.aug traced in, as the train step has it when data.augment_on_device is set."""
   model = step_lib.make_model(c).clone(conv_impl=conv_impl)
   mesh = sharding.make_mesh()
   tx, _ = optim.make_optimizer(c, batch, 1000)
   state = step_lib.init_state(model, tx, jax.random.key(0), size, mesh)
-  step = step_lib.jit_train_step(model, tx, mesh)
+  aug = device_augment.DeviceAugment.from_aug(c.data.aug.to_dict(), c.seed) if augment else None
+  step = step_lib.jit_train_step(model, tx, mesh, augment=aug)
   rng = np.random.default_rng(0)
   data = sharding.shard_batch({k: rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
                                for k in ('view1', 'view2')}, mesh)
@@ -129,15 +137,16 @@ def machine_facts():
 
 
 def run_row(name, c, batch, size, args):
-  jax_run, compile_s = jax_stepper(c, batch, size, args.conv_impl)
+  augment = args.device_augment
+  jax_run, compile_s = jax_stepper(c, batch, size, args.conv_impl, augment)
   out = dict(row=name, backbone=c.model.backbone, width=c.model.width, stem=c.model.stem,
              proj_dim=c.model.proj_dim, pred_hidden=c.model.pred_hidden, image_size=size, batch=batch,
-             dtype=c.model.dtype, conv_impl=args.conv_impl, jax_compile_s=compile_s)
+             dtype=c.model.dtype, conv_impl=args.conv_impl, device_augment=augment, jax_compile_s=compile_s)
   if args.reference == 'none':
     (jax_s,) = interleaved([jax_run], args.warmup, args.rounds, args.iters)
     ref = None
   elif args.reference.startswith('jax:'):
-    ref_run, _ = jax_stepper(c, batch, size, args.reference[4:])
+    ref_run, _ = jax_stepper(c, batch, size, args.reference[4:])  # never augments: the cost shows
     jax_s, ref_s = interleaved([jax_run, ref_run], args.warmup, args.rounds, args.iters)
     ref = ('ref', ref_s)
   else:
@@ -151,7 +160,8 @@ def run_row(name, c, batch, size, args):
   out.update(jax_step_s=jax_s, jax_pairs_per_s=batch / jax_s)
   if ref is not None:
     key, ref_s = ref
-    target = TARGETS.get(name, MIN_RATIO) if args.rows == 'cpu' and key == 'torch' else None
+    target = (TARGETS.get(name, MIN_RATIO)
+              if args.rows == 'cpu' and key == 'torch' and not augment else None)
     ratio = ref_s / jax_s
     out.update({f'{key}_step_s': ref_s, f'{key}_pairs_per_s': batch / ref_s, f'speedup_vs_{key}': ratio})
     if key == 'ref':
@@ -175,6 +185,8 @@ def main():
   p.add_argument('--conv_impl', default='auto', choices=['auto', 'xla', 'im2col'])
   p.add_argument('--reference', default='torch', help="torch | none | jax:<conv_impl> (e.g. jax:xla)")
   p.add_argument('--no_torch', action='store_true', help='same as --reference=none')
+  p.add_argument('--device_augment', action='store_true',
+                 help="the JAX side's step includes the device augmentation (the reference's does not)")
   p.add_argument('--torch_channels_last', type=int, default=None, help='default: on GPU only')
   p.add_argument('--warmup', type=int, default=None, help='steps per side before timing (CPU 1, GPU 3)')
   p.add_argument('--rounds', type=int, default=None, help='alternations of the two sides (CPU 3, GPU 5)')

@@ -38,8 +38,18 @@ def test_torch_reference_has_the_jax_models_parameters(preset, model):
 def test_a_tiny_row_runs_and_reports_the_ratio():
   c = distant.get_config('test')
   args = argparse.Namespace(conv_impl='auto', reference='torch', torch_channels_last=None, warmup=1, rounds=1,
-                            iters=1, rows='cpu')
+                            iters=1, rows='cpu', device_augment=False)
   row = bench_step.run_row('cpu_preset', c, 8, 16, args)  # 8: the test session's 8 fake devices
   assert row['jax_step_s'] > 0 and row['torch_step_s'] > 0
   assert row['speedup_vs_torch'] == pytest.approx(row['torch_step_s'] / row['jax_step_s'])
   assert row['target'] == bench_step.MIN_RATIO and isinstance(row['target_met'], bool)
+
+
+def test_device_augment_row_times_the_augmented_step_against_the_plain_one():
+  c = distant.get_config('test')
+  args = argparse.Namespace(conv_impl='auto', reference='jax:auto', torch_channels_last=None, warmup=1,
+                            rounds=1, iters=1, rows='cpu', device_augment=True)
+  row = bench_step.run_row('cpu_preset', c, 8, 16, args)
+  assert row['device_augment'] is True and row['reference'] == 'jax:auto'
+  assert row['speedup_vs_ref'] == pytest.approx(row['ref_step_s'] / row['jax_step_s'])
+  assert 'target' not in row  # targets are for the plain step against torch
