@@ -1,4 +1,4 @@
-"""Presets are small diffs of one base: cpu_long is the cpu preset trained longer, nothing else."""
+"""Presets are small diffs of one base: cpu_long is the cpu preset trained longer at one learning rate."""
 from __future__ import annotations
 
 import importlib
@@ -28,8 +28,12 @@ def test_cpu_long_is_cpu_trained_longer(name):
   cpu, long = _flat(module.get_config('cpu').to_dict()), _flat(module.get_config('cpu_long').to_dict())
   assert set(cpu) == set(long)
   changed = {k for k in cpu if cpu[k] != long[k]}
-  assert changed <= SCHEDULE_KEYS and 'total_steps' in changed, changed
-  assert long['total_steps'] == 12 * cpu['total_steps']
+  assert changed <= SCHEDULE_KEYS | {'optim.base_lr'} and 'total_steps' in changed, changed
+  assert long['total_steps'] == base.CPU_LONG_FACTOR * cpu['total_steps']
+  if 'ntxent' in name:  # NT-Xent sets its own learning rate, at every preset
+    assert long['optim.base_lr'] == cpu['optim.base_lr'] == 0.1
+  else:
+    assert long['optim.base_lr'] == base.CPU_LONG_LR != cpu['optim.base_lr']
 
 
 def test_unknown_preset_names_the_known_ones():
