@@ -36,12 +36,12 @@ def make_optimizer(config: ml_collections.ConfigDict, batch_size: int, total_ste
         optax.sgd(lr, momentum=config.optim.momentum))
 
   scale = config.optim.predictor_lr_scale
-  if not config.optim.constant_predictor_lr and scale == 1.0:
-    return sgd(sched), sched
   if config.optim.constant_predictor_lr:
     pred_lr = learning_rate(config, batch_size) * scale
-  else:
+  elif scale != 1.0:
     pred_lr = lambda step: sched(step) * scale
+  else:  # one schedule for every parameter
+    return sgd(sched), sched
 
   def labels(params):
     flat = flax.traverse_util.flatten_dict(params)
