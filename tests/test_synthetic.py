@@ -413,3 +413,22 @@ def test_validation_carve_keeps_a_training_video_in_every_class():
   assert all(any(out[f'{c}/batch-0/{v}'] == 'train' for v in range(3)) for c in CATEGORIES)
   with pytest.raises(ValueError, match='fraction'):
     splits.assign_all(official, 1.0)
+
+
+def test_more_test_videos_leave_the_training_split_byte_identical(tmp_path):
+  # The cpu preset enlarges the test split (test_fraction 0.5 of 60 videos instead of 0.25 of 40): a video's
+  # content depends on its index only, so the training shards, index and manifest entries stay the same.
+  kw = dict(frames_per_video=2, seed=1, num_shards=1, categories=('cup',))
+  small = synthetic.generate(str(tmp_path / 'small'), videos_per_category=4, test_fraction=0.25, **kw)
+  large = synthetic.generate(str(tmp_path / 'large'), videos_per_category=6, test_fraction=0.5, **kw)
+  for summary in (small, large):
+    assert summary['categories']['cup']['train']['videos'] == 3
+  assert [s['categories']['cup']['test']['videos'] for s in (small, large)] == [1, 3]
+  train = [small['categories']['cup']['train']['records'], large['categories']['cup']['train']['records']]
+  assert len(train[0]) == len(train[1]) == 1
+  with open(train[0][0], 'rb') as a, open(train[1][0], 'rb') as b:
+    assert a.read() == b.read()
+  manifests = [json.loads((tmp_path / name / synthetic.MANIFEST).read_text())['videos']
+               for name in ('small', 'large')]
+  assert {k: v for k, v in manifests[0].items() if v['split'] != 'test'} == {
+      k: v for k, v in manifests[1].items() if v['split'] != 'test'}
