@@ -70,6 +70,20 @@ def test_claim_verdicts_follow_the_bootstrap_interval():
   assert claims.metric(r, 'classif_acc') == pytest.approx(100 * r.correct.mean())
 
 
+def test_test_sampling_std_matches_the_binomial_over_videos():
+  # 400 videos of 5 queries, 30 % of the videos wholly right: resampling videos moves the accuracy by
+  # 100 * sqrt(p (1 - p) / V) points; the per-video Re-ID scores by their std / sqrt(V).
+  video = np.repeat(np.arange(400), 5)
+  reid = np.linspace(0, 1, 400)[video]
+  run = claims.RunQueries(video=video, category=np.full(video.size, 'cup'), iou=np.full(video.size, 0.7),
+                          correct=video < 120, reid=reid)
+  assert claims.test_sampling_std(run, 'classif_acc', samples=3000) == pytest.approx(
+      100 * np.sqrt(0.3 * 0.7 / 400), rel=0.06)
+  assert claims.test_sampling_std(run, 'reid_map', samples=3000) == pytest.approx(
+      np.linspace(0, 1, 400).std() / np.sqrt(400), rel=0.06)
+  assert claims.test_sampling_std(run, 'overall_3d_ap', samples=50) == 0.0  # every fit right
+
+
 def _write_run(workdir, method, seed, iou, reid):
   """A finished run's eval_per_query.csv: 8 videos of 2 categories, 5 queries each."""
   path = paper_tables.run_dir(workdir, method, seed)
@@ -94,6 +108,10 @@ def test_combined_alternatives_are_checked_but_are_not_table2_rows(tmp_path):
   assert '`combined_shared` is within one std of the best single model on 3D mAP and on Re-ID mAP at once: ' \
          'does not hold.**' in text
   assert 'combined_mixed vs the best single model on Re-ID mAP (nearby): 0.505 vs' in text
+  # The spread table: nearby's Re-ID moves by 0.01 between its seeds (std 0.007) and not at all between
+  # its test videos.
+  assert '## Where the spread over seeds comes from' in text
+  assert text.split('| nearby | ')[1].split(' |\n')[0].split(' | ')[4:] == ['0.007', '0.000']
   # Only combined variants, no single model to set them beside: no check, and no crash.
   alone = open(paper_tables.write_claims(workdir, ['combined', 'random'], [0, 1], samples=20)).read()
   assert 'within one std' not in alone and 'combined, the worst trained' in alone

@@ -68,6 +68,16 @@ def bootstrap_means(runs: dict[str, list[RunQueries]], name: str, *, samples: in
   return out
 
 
+def test_sampling_std(run: RunQueries, name: str, *, samples: int = 1000, seed: int = 0) -> float:
+  """Std of metric `name` of one fixed model over bootstrap resamples of the test videos: how far the
+  number would move with another draw of test objects. More test videos shrink it; the rest of a spread
+  over training seeds is the models' own."""
+  num_videos = run.video.max() + 1
+  counts = np.random.default_rng(seed).multinomial(num_videos, np.full(num_videos, 1 / num_videos),
+                                                   size=samples)
+  return float(np.std([metric(run, name, c[run.video].astype(np.float64)) for c in counts]))
+
+
 @dataclasses.dataclass
 class Verdict:
   claim: str

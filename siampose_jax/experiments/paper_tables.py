@@ -205,6 +205,18 @@ def write_claims(workdir: str, methods: list[str], seeds: list[int], samples: in
     what = 'The combined model' if combined == 'combined' else f'The alternative `{combined}`'
     lines += ['', f'**{what} is within one std of the best single model on 3D mAP and on Re-ID mAP at '
                   f'once: {verdict}.**']
+  lines += ['', '## Where the spread over seeds comes from', '',
+            'Std over seeds (the tables\' ±) beside the std of one fixed model over bootstrap resamples of '
+            f'the test videos ({samples} resamples; mean over the seeds\' models): the part of a spread that '
+            'more test videos shrink. A seed std well above it is the trained models\' own spread.', '',
+            '| method | ' + ' | '.join(f'{label}: seeds | {label}: test videos'
+                                      for label in claims_lib.METRICS.values()) + ' |',
+            '|---|' + '---|---|' * len(claims_lib.METRICS)]
+  for m in have:
+    test_std = {name: np.mean([claims_lib.test_sampling_std(r, name, samples=samples) for r in runs[m]])
+                for name in claims_lib.METRICS}
+    lines.append(f'| {m} | ' + ' | '.join(f'{stds[name][m]:.3f} | {test_std[name]:.3f}'
+                                         for name in claims_lib.METRICS) + ' |')
   path = os.path.join(workdir, 'claims.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
