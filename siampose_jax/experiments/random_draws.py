@@ -23,11 +23,6 @@ from input_pipeline.store import frame_store, ingest
 from siampose_jax import evaluate, reports
 from siampose_jax import neighbours as nb
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:preset].',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Where random_draws.{csv,md} are written.')
-_DRAWS = flags.DEFINE_integer('draws', 20, 'Seeds 0 .. draws-1 of each random baseline.')
-
 BASELINES = (('Random fit', False), ('Random in-category fit', True))
 
 
@@ -81,5 +76,11 @@ def main(argv) -> None:
 
 
 if __name__ == '__main__':
+  # Flags are defined only when run as a program: the tests import this module beside siampose_jax.main,
+  # which defines --config too.
+  _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:preset].',
+                                            lock_config=True)
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'Where random_draws.{csv,md} are written.')
+  _DRAWS = flags.DEFINE_integer('draws', 20, 'Seeds 0 .. draws-1 of each random baseline.')
   flags.mark_flags_as_required(['config', 'workdir'])
   app.run(main)
