@@ -121,16 +121,22 @@ def _table1_row(name: str, res: dict, queries: dict) -> dict:
           'elevation_error': float(res['elevation_error'].mean())}
 
 
+def gallery_and_queries(config) -> tuple[frame_store.FrameStore, dict, dict]:
+  """The frame store of `config.data` (ingested if needed), its training frames (the gallery) and its
+  test frames (the queries), labels read and crops decoded lazily."""
+  store = frame_store.open_store(ingest.prepare_store(config.data))
+  if not store.has_frames('test'):
+    raise ValueError(f'frame store {store.path} has no test frames to evaluate on')
+  return (store, datasets.config_eval_arrays(store, 'train', config.data),
+          datasets.config_eval_arrays(store, 'test', config.data))
+
+
 def evaluate(config, workdir: str) -> dict[str, str]:
   """Runs every method and baseline on the frame store of `config.data`; returns the written files."""
   workdir = str(paths.resolve(workdir))  # local or gs://: the writers in reports.py use etils.epath
   paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices or None)
-  store = frame_store.open_store(ingest.prepare_store(config.data))
-  if not store.has_frames('test'):
-    raise ValueError(f'frame store {store.path} has no test frames to evaluate on')
-  gallery = datasets.config_eval_arrays(store, 'train', config.data)
-  queries = datasets.config_eval_arrays(store, 'test', config.data)
+  store, gallery, queries = gallery_and_queries(config)
   logging.info('evaluation: %d gallery frames (train) x %d queries (test)', len(gallery['image']),
                len(queries['image']))
 
@@ -158,11 +164,9 @@ def evaluate(config, workdir: str) -> dict[str, str]:
     embedded.append(embedding_method('ImageNet embeddings',
                                      _imagenet_variables(config.eval.imagenet_weights), net))
   symmetric = tuple(config.eval.symmetric_categories)
-  methods = embedded + [
-      nb.random_method('Random fit', gallery['category'], queries['category'], config.seed, in_category=False),
-      nb.random_method('Random in-category fit', gallery['category'], queries['category'], config.seed,
-                       in_category=True),
-      nb.oracle_method(gallery, queries, symmetric)]
+  methods = embedded + [nb.random_method(name, gallery['category'], queries['category'], config.seed, in_cat)
+                         for name, in_cat in nb.RANDOM_BASELINES]
+  methods.append(nb.oracle_method(gallery, queries, symmetric))
   methods += [nb.within_category_method(m, gallery['category'], queries['category'], mesh=mesh, chunk_size=chunk)
               for m in embedded]
 

@@ -67,6 +67,10 @@ def within_category_method(base: Method, gallery_category: np.ndarray, query_cat
   return Method(base.name + WITHIN_CATEGORY, neighbours, uses_labels=True)
 
 
+# Table 1's random baselines: (row name, pick within the query's category).
+RANDOM_BASELINES = (('Random fit', False), ('Random in-category fit', True))
+
+
 def random_method(name: str, gallery_category: np.ndarray, query_category: np.ndarray, seed: int,
                   in_category: bool) -> Method:
   """A uniformly random allowed training frame per query (of the query's category if `in_category`)."""

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from configs import nearby
-from input_pipeline.loader import datasets
-from input_pipeline.store import frame_store, ingest
 from siampose_jax import evaluate, reports
 from siampose_jax.experiments import random_draws
 from tests import runs
@@ -19,9 +17,7 @@ from tests import runs
 def _arrays(cache_dir):
   config = nearby.get_config('test')
   config.data.cache_dir = cache_dir
-  store = frame_store.open_store(ingest.prepare_store(config.data))
-  return (datasets.config_eval_arrays(store, 'train', config.data),
-          datasets.config_eval_arrays(store, 'test', config.data))
+  return evaluate.gallery_and_queries(config)[1:]
 
 
 def _brute_force_floor(gallery, queries, in_category):

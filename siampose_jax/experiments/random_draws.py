@@ -18,12 +18,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from input_pipeline.formats.frame_record import CATEGORIES
-from input_pipeline.loader import datasets
-from input_pipeline.store import frame_store, ingest
 from siampose_jax import evaluate, reports
 from siampose_jax import neighbours as nb
 
-BASELINES = (('Random fit', False), ('Random in-category fit', True))
+BASELINES = nb.RANDOM_BASELINES  # the Table 1 rows evaluate.py draws once
 
 
 def draw_rows(gallery: dict, queries: dict, draws: int, symmetric=()) -> list[dict]:
@@ -62,16 +60,14 @@ def main(argv) -> None:
   config, workdir = _CONFIG.value, os.path.expanduser(_WORKDIR.value)
   if _DRAWS.value < 2:
     raise app.UsageError(f'--draws must be >= 2 for a std, got {_DRAWS.value}')
-  store = frame_store.open_store(ingest.prepare_store(config.data))
-  gallery = datasets.config_eval_arrays(store, 'train', config.data)
-  queries = datasets.config_eval_arrays(store, 'test', config.data)
+  _, gallery, queries = evaluate.gallery_and_queries(config)
   rows = draw_rows(gallery, queries, _DRAWS.value, tuple(config.eval.symmetric_categories))
   os.makedirs(workdir, exist_ok=True)
   csv_path = reports.write_csv(os.path.join(workdir, 'random_draws.csv'), rows)
-  md_path = os.path.join(workdir, 'random_draws.md')
+  md_path, summary = os.path.join(workdir, 'random_draws.md'), summary_md(rows)
   with open(md_path, 'w') as f:
-    f.write(summary_md(rows))
-  print(open(md_path).read())
+    f.write(summary)
+  print(summary)
   print(f'  random_draws_csv: {csv_path}\n  random_draws_md: {md_path}')
 
 
