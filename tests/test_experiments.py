@@ -70,18 +70,39 @@ def test_claim_verdicts_follow_the_bootstrap_interval():
   assert claims.metric(r, 'classif_acc') == pytest.approx(100 * r.correct.mean())
 
 
-def test_test_sampling_std_matches_the_binomial_over_videos():
-  # 400 videos of 5 queries, 30 % of the videos wholly right: resampling videos moves the accuracy by
-  # 100 * sqrt(p (1 - p) / V) points; the per-video Re-ID scores by their std / sqrt(V).
-  video = np.repeat(np.arange(400), 5)
-  reid = np.linspace(0, 1, 400)[video]
-  run = claims.RunQueries(video=video, category=np.full(video.size, 'cup'), iou=np.full(video.size, 0.7),
-                          correct=video < 120, reid=reid)
-  assert claims.test_sampling_std(run, 'classif_acc', samples=3000) == pytest.approx(
-      100 * np.sqrt(0.3 * 0.7 / 400), rel=0.06)
-  assert claims.test_sampling_std(run, 'reid_map', samples=3000) == pytest.approx(
-      np.linspace(0, 1, 400).std() / np.sqrt(400), rel=0.06)
-  assert claims.test_sampling_std(run, 'overall_3d_ap', samples=50) == 0.0  # every fit right
+def _runs_from(values, category):
+  """One RunQueries per seed from per-(seed, query) Re-ID scores/correctness/IoUs, 2 queries per video."""
+  videos = np.repeat(np.arange(len(category)), 2)
+  return [claims.RunQueries(video=videos, category=np.asarray(category)[videos], iou=np.asarray(v)[videos],
+                            correct=np.asarray(v)[videos] > 0.5, reid=np.asarray(v)[videos]) for v in values]
+
+
+def test_seed_spread_total_is_the_std_of_the_metric_over_seeds():
+  # Unequal categories (3D mAP weighs a video by its category's size): the total is the std over seeds of
+  # claims.metric, for each of the three metrics.
+  rng = np.random.default_rng(0)
+  category = ['cup'] * 7 + ['shoe'] * 3 + ['bike'] * 12
+  runs = _runs_from(rng.uniform(size=(4, len(category))), category)
+  for name in claims.METRICS:
+    want = np.std([claims.metric(r, name) for r in runs], ddof=1)
+    assert claims.seed_spread(runs, name)[0] == pytest.approx(want)
+
+
+def test_seed_spread_separates_the_models_from_the_test_videos():
+  # Additive models (a seed's offset + a video's difficulty): no interaction, all of the spread is the
+  # models'.
+  seed_offset, difficulty = np.array([0.0, 0.03, -0.02, 0.05]), np.linspace(0.1, 0.8, 30)
+  total, test, model = claims.seed_spread(_runs_from(seed_offset[:, None] + difficulty, ['cup'] * 30),
+                                          'reid_map')
+  assert test == pytest.approx(0.0, abs=1e-9) and model == pytest.approx(total)
+  assert total == pytest.approx(np.std(seed_offset, ddof=1))
+  # Random effects: model std 0.02, per-(seed, video) noise 0.1 over 50 videos -> test part 0.1/sqrt(50).
+  rng = np.random.default_rng(1)
+  x = rng.normal(0, 0.02, (400, 1)) + rng.normal(0, 0.1, (400, 50)) + difficulty[:1]
+  total, test, model = claims.seed_spread(_runs_from(x, ['cup'] * 50), 'reid_map')
+  assert test == pytest.approx(0.1 / np.sqrt(50), rel=0.05)
+  assert model == pytest.approx(0.02, rel=0.15)
+  assert total ** 2 == pytest.approx(test ** 2 + model ** 2)
 
 
 def _write_run(workdir, method, seed, iou, reid):
@@ -108,10 +129,10 @@ def test_combined_alternatives_are_checked_but_are_not_table2_rows(tmp_path):
   assert '`combined_shared` is within one std of the best single model on 3D mAP and on Re-ID mAP at once: ' \
          'does not hold.**' in text
   assert 'combined_mixed vs the best single model on Re-ID mAP (nearby): 0.505 vs' in text
-  # The spread table: nearby's Re-ID moves by 0.01 between its seeds (std 0.007) and not at all between
-  # its test videos.
+  # The spread table: nearby's Re-ID moves by 0.01 between its seeds (std 0.007), the same on every test
+  # video: all of it is the models'.
   assert '## Where the spread over seeds comes from' in text
-  assert text.split('| nearby | ')[1].split(' |\n')[0].split(' | ')[4:] == ['0.007', '0.000']
+  assert text.split('| nearby | ')[1].split(' |\n')[0].split(' | ')[6:] == ['0.007', '0.000', '0.007']
   # Only combined variants, no single model to set them beside: no check, and no crash.
   alone = open(paper_tables.write_claims(workdir, ['combined', 'random'], [0, 1], samples=20)).read()
   assert 'within one std' not in alone and 'combined, the worst trained' in alone

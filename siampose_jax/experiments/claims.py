@@ -68,14 +68,34 @@ def bootstrap_means(runs: dict[str, list[RunQueries]], name: str, *, samples: in
   return out
 
 
-def test_sampling_std(run: RunQueries, name: str, *, samples: int = 1000, seed: int = 0) -> float:
-  """Std of metric `name` of one fixed model over bootstrap resamples of the test videos: how far the
-  number would move with another draw of test objects. More test videos shrink it; the rest of a spread
-  over training seeds is the models' own."""
-  num_videos = run.video.max() + 1
-  counts = np.random.default_rng(seed).multinomial(num_videos, np.full(num_videos, 1 / num_videos),
-                                                   size=samples)
-  return float(np.std([metric(run, name, c[run.video].astype(np.float64)) for c in counts]))
+def _per_video(run: RunQueries, name: str) -> tuple[np.ndarray, np.ndarray]:
+  """(x, w): metric `name` of `run` as sum(w * x), x[v] a per-video mean, w[v] the video's weight."""
+  videos, idx = np.unique(run.video, return_inverse=True)
+  n = np.bincount(idx, minlength=len(videos))
+  if name == 'overall_3d_ap':  # a mean over categories: a video weighs by its share of its category
+    value = run.iou > 0.5
+    cats, per_cat = np.unique(run.category, return_counts=True)
+    video_cat = run.category[np.unique(idx, return_index=True)[1]]
+    weight = n / per_cat[np.searchsorted(cats, video_cat)] / len(cats)
+  else:
+    value = 100 * run.correct if name == 'classif_acc' else run.reid
+    weight = n / n.sum()
+  return np.bincount(idx, weights=value.astype(np.float64)) / n, weight
+
+
+def seed_spread(runs: list[RunQueries], name: str) -> tuple[float, float, float]:
+  """A method's std over seeds of metric `name`, and its two parts (two-way ANOVA, seeds x test videos):
+  the test videos' — each model errs on partly different videos (the model x video interaction), a part
+  that shrinks as 1/sqrt(number of test videos) — and the models' own, which no test set changes.
+  Returns (std over seeds, test-video part, model part) as stds; the parts are method-of-moments
+  estimates (the model part is clipped at 0 when the test part's estimate exceeds the total)."""
+  x, w = zip(*(_per_video(r, name) for r in runs))
+  x, w = np.stack(x), w[0]                                   # [seeds, videos], [videos]
+  seeds, videos = x.shape
+  total = float(np.var(x @ w, ddof=1))
+  resid = x - x.mean(0) - x.mean(1, keepdims=True) + x.mean()
+  test = float((resid ** 2).sum() / ((seeds - 1) * (videos - 1)) * (w ** 2).sum())
+  return float(np.sqrt(total)), float(np.sqrt(test)), float(np.sqrt(max(total - test, 0.0)))
 
 
 @dataclasses.dataclass

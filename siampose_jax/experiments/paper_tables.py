@@ -206,17 +206,18 @@ def write_claims(workdir: str, methods: list[str], seeds: list[int], samples: in
     lines += ['', f'**{what} is within one std of the best single model on 3D mAP and on Re-ID mAP at '
                   f'once: {verdict}.**']
   lines += ['', '## Where the spread over seeds comes from', '',
-            'Std over seeds (the tables\' ±) beside the std of one fixed model over bootstrap resamples of '
-            f'the test videos ({samples} resamples; mean over the seeds\' models): the part of a spread that '
-            'more test videos shrink. A seed std well above it is the trained models\' own spread.', '',
-            '| method | ' + ' | '.join(f'{label}: seeds | {label}: test videos'
+            'Std over seeds (the tables\' ±) and its two parts (`claims.seed_spread`, a two-way ANOVA over '
+            'seeds x test videos): the test videos\' — the models err on partly different test objects, a '
+            'part that shrinks as 1/sqrt(test videos) — and the models\' own, which no test set changes '
+            '(std² = test² + models²; models 0 where the test part\'s estimate exceeds the total).', '',
+            '| method | ' + ' | '.join(f'{label}: seeds | test videos | models'
                                       for label in claims_lib.METRICS.values()) + ' |',
-            '|---|' + '---|---|' * len(claims_lib.METRICS)]
+            '|---|' + '---|---|---|' * len(claims_lib.METRICS)]
   for m in have:
-    test_std = {name: np.mean([claims_lib.test_sampling_std(r, name, samples=samples) for r in runs[m]])
-                for name in claims_lib.METRICS}
-    lines.append(f'| {m} | ' + ' | '.join(f'{stds[name][m]:.3f} | {test_std[name]:.3f}'
-                                         for name in claims_lib.METRICS) + ' |')
+    if len(runs[m]) < 2:
+      continue
+    parts = [claims_lib.seed_spread(runs[m], name) for name in claims_lib.METRICS]
+    lines.append(f'| {m} | ' + ' | '.join(f'{p:.3f}' for part in parts for p in part) + ' |')
   path = os.path.join(workdir, 'claims.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
