@@ -133,6 +133,14 @@ def test_combined_alternatives_are_checked_but_are_not_table2_rows(tmp_path):
   # video: all of it is the models'.
   assert '## Where the spread over seeds comes from' in text
   assert text.split('| nearby | ')[1].split(' |\n')[0].split(' | ')[6:] == ['0.007', '0.000', '0.007']
+  # ... and pooled over the Table 2 rows (nearby, random, combined; not the alternatives): the root mean
+  # square of their stds.
+  row = lambda m: [float(v) for v in text.split(f'| {m} | ')[1].split(' |\n')[0].split(' | ')]
+  pooled = row('Table 2 rows pooled (root mean square)')
+  for k in (0, 3, 6):
+    want = np.sqrt(np.mean([row(m)[k] ** 2 for m in ('nearby', 'random', 'combined')]))
+    assert pooled[k] == pytest.approx(want, abs=2e-3)
+  assert pooled[6] > 0 and pooled[6] == pytest.approx(pooled[8], abs=1e-3)
   # Only combined variants, no single model to set them beside: no check, and no crash.
   alone = open(paper_tables.write_claims(workdir, ['combined', 'random'], [0, 1], samples=20)).read()
   assert 'within one std' not in alone and 'combined, the worst trained' in alone
