@@ -115,7 +115,8 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
     c.data.subsample = 1
     # 30 training videos per class (27 after the validation carve) and 30 test videos: the training set
     # of a 40-video set (byte-identical), three times its test split, so a number depends less on which
-    # test objects were drawn (category accuracy's bootstrap std over test videos 2.9-3.4 -> 1.6-2.0 points).
+    # test objects were drawn (the test videos' part of category accuracy's std over seeds,
+    # claims.seed_spread: 1.4-1.6 -> 0.76-0.94 points).
     c.data.synthetic.update(videos_per_category=60, frames_per_video=12, test_fraction=0.5)
     c.data.val_fraction = 0.1
     c.data.image_scale = 0.5

@@ -10,6 +10,7 @@ import pytest
 
 from configs import nearby
 from siampose_jax import evaluate, reports
+from siampose_jax import neighbours as nb
 from siampose_jax.experiments import random_draws
 from tests import runs
 
@@ -37,7 +38,7 @@ def _brute_force_floor(gallery, queries, in_category):
 def test_mean_of_draws_is_the_floor_over_every_allowed_frame(cache_dir):
   gallery, queries = _arrays(cache_dir)
   rows = random_draws.draw_rows(gallery, queries, draws=200)
-  for name, in_category in random_draws.BASELINES:
+  for name, in_category in nb.RANDOM_BASELINES:
     overall = np.array([r['overall'] for r in rows if r['method'] == name])
     assert len(overall) == 200 and overall.std() > 0  # the draws differ
     want = _brute_force_floor(gallery, queries, in_category)

@@ -70,13 +70,12 @@ def bootstrap_means(runs: dict[str, list[RunQueries]], name: str, *, samples: in
 
 def _per_video(run: RunQueries, name: str) -> tuple[np.ndarray, np.ndarray]:
   """(x, w): metric `name` of `run` as sum(w * x), x[v] a per-video mean, w[v] the video's weight."""
-  videos, idx = np.unique(run.video, return_inverse=True)
+  videos, first, idx = np.unique(run.video, return_index=True, return_inverse=True)
   n = np.bincount(idx, minlength=len(videos))
   if name == 'overall_3d_ap':  # a mean over categories: a video weighs by its share of its category
     value = run.iou > 0.5
     cats, per_cat = np.unique(run.category, return_counts=True)
-    video_cat = run.category[np.unique(idx, return_index=True)[1]]
-    weight = n / per_cat[np.searchsorted(cats, video_cat)] / len(cats)
+    weight = n / per_cat[np.searchsorted(cats, run.category[first])] / len(cats)
   else:
     value = 100 * run.correct if name == 'classif_acc' else run.reid
     weight = n / n.sum()
@@ -94,7 +93,17 @@ def seed_spread(runs: list[RunQueries], name: str) -> tuple[float, float, float]
   seeds, videos = x.shape
   total = float(np.var(x @ w, ddof=1))
   resid = x - x.mean(0) - x.mean(1, keepdims=True) + x.mean()
-  test = float((resid ** 2).sum() / ((seeds - 1) * (videos - 1)) * (w ** 2).sum())
+  return _as_stds(total, float((resid ** 2).sum() / ((seeds - 1) * (videos - 1)) * (w ** 2).sum()))
+
+
+def pooled_spread(spreads: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+  """Several methods' `seed_spread`s pooled into one (variances averaged: the root mean square of the
+  stds), a single number for a benchmark's seed spread."""
+  return _as_stds(np.mean([s[0] ** 2 for s in spreads]), np.mean([s[1] ** 2 for s in spreads]))
+
+
+def _as_stds(total: float, test: float) -> tuple[float, float, float]:
+  """(total, test-video, model) stds from the total and test-video variances; the model part clipped at 0."""
   return float(np.sqrt(total)), float(np.sqrt(test)), float(np.sqrt(max(total - test, 0.0)))
 
 

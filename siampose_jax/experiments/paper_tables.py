@@ -216,11 +216,9 @@ def write_claims(workdir: str, methods: list[str], seeds: list[int], samples: in
   spread = {m: [claims_lib.seed_spread(runs[m], name) for name in claims_lib.METRICS]
             for m in have if len(runs[m]) > 1}
   pool = [parts for m, parts in spread.items() if m in TABLE2_ROWS]
-  if len(pool) > 1:  # variances averaged over the rows: one number for the benchmark's seed spread
-    spread['Table 2 rows pooled (root mean square)'] = [
-        (np.sqrt(total), np.sqrt(test), np.sqrt(max(total - test, 0.0)))
-        for total, test in ((np.mean([p[k][0] ** 2 for p in pool]), np.mean([p[k][1] ** 2 for p in pool]))
-                            for k in range(len(claims_lib.METRICS)))]
+  if len(pool) > 1:
+    spread['Table 2 rows pooled (root mean square)'] = [claims_lib.pooled_spread([p[k] for p in pool])
+                                                         for k in range(len(claims_lib.METRICS))]
   for m, parts in spread.items():
     lines.append(f'| {m} | ' + ' | '.join(f'{v:.3f}' for part in parts for v in part) + ' |')
   path = os.path.join(workdir, 'claims.md')

@@ -21,15 +21,13 @@ from input_pipeline.formats.frame_record import CATEGORIES
 from siampose_jax import evaluate, reports
 from siampose_jax import neighbours as nb
 
-BASELINES = nb.RANDOM_BASELINES  # the Table 1 rows evaluate.py draws once
-
 
 def draw_rows(gallery: dict, queries: dict, draws: int, symmetric=()) -> list[dict]:
   """Table 1 rows (per-category and overall AP@0.5) of each random baseline for seeds 0 .. draws-1."""
   full = np.ones(len(gallery['category']), bool)
   rows = []
-  with tqdm.tqdm(total=draws * len(BASELINES), desc='random draws', unit='draw') as bar:
-    for name, in_category in BASELINES:
+  with tqdm.tqdm(total=draws * len(nb.RANDOM_BASELINES), desc='random draws', unit='draw') as bar:
+    for name, in_category in nb.RANDOM_BASELINES:
       for seed in range(draws):
         nn, _ = nb.random_method(name, gallery['category'], queries['category'], seed,
                                  in_category).neighbours(full)
@@ -47,7 +45,7 @@ def summary_md(rows: list[dict]) -> str:
            f'AP@0.5, mean ± std over {sum(r["method"] == rows[0]["method"] for r in rows)} draws (seeds 0, 1, '
            '...); Table 1 shows one draw, seeded by config.seed.', '',
            '| method | ' + ' | '.join(cols) + ' | min / max overall |', '|---|' + '---|' * (len(cols) + 1)]
-  for name, _ in BASELINES:
+  for name, _ in nb.RANDOM_BASELINES:
     mine = [r for r in rows if r['method'] == name]
     cells = [f'{np.mean([r[c] for r in mine]):.3f} ± {np.std([r[c] for r in mine], ddof=1):.3f}' for c in cols]
     overall = [r['overall'] for r in mine]
