@@ -1,4 +1,5 @@
-"""Presets are small diffs of one base: cpu_long is the cpu preset trained longer at one learning rate."""
+"""Presets are small diffs of one base: cpu_long is the cpu preset trained longer at one learning rate (and,
+for Objectron, at width 16 where `cpu` is 32: 12x the steps at 32 would not fit its hour)."""
 from __future__ import annotations
 
 import importlib
@@ -28,7 +29,10 @@ def test_cpu_long_is_cpu_trained_longer(name):
   cpu, long = _flat(module.get_config('cpu').to_dict()), _flat(module.get_config('cpu_long').to_dict())
   assert set(cpu) == set(long)
   changed = {k for k in cpu if cpu[k] != long[k]}
-  assert changed <= SCHEDULE_KEYS | {'optim.base_lr'} and 'total_steps' in changed, changed
+  ucf101 = name.startswith('ucf101')
+  allowed = SCHEDULE_KEYS | {'optim.base_lr'} | (set() if ucf101 else {'model.width'})
+  assert changed <= allowed and 'total_steps' in changed, changed
+  assert (cpu['model.width'], long['model.width']) == ((16, 16) if ucf101 else (32, 16))
   assert long['total_steps'] == base.CPU_LONG_FACTOR * cpu['total_steps']
   if 'ntxent' in name:  # NT-Xent sets its own learning rate, at every preset
     assert long['optim.base_lr'] == cpu['optim.base_lr'] == 0.1
