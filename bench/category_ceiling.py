@@ -24,7 +24,8 @@ from ml_collections import config_flags
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store, ingest
-from siampose_jax import embedding, knn, metrics, sharding
+from siampose_jax import embedding, sharding
+from siampose_jax.evaluation import knn, metrics
 from siampose_jax.models import resnet, simsiam
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file[:preset].')

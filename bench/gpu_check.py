@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from configs import distant
+from siampose_jax.configs import distant
 from siampose_jax import optim, sharding
 from siampose_jax import step as step_lib
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.iou_reference import box_iou_3d_reference
 from input_pipeline.formats.geometry import box_keypoints
-from siampose_jax.iou import box_iou_3d
+from siampose_jax.evaluation.iou import box_iou_3d
 
 
 def random_rotations(rng, n):

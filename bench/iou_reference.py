@@ -1,4 +1,4 @@
-"""Plain per-pair 3D IoU: the readable counterpart of `siampose_jax.iou.box_iou_3d`.
+"""Plain per-pair 3D IoU: the readable counterpart of `siampose_jax.evaluation.iou.box_iou_3d`.
 
 Each face of one box is clipped against the other box's 6 half-spaces (Sutherland-Hodgman); the clipped
 polygons of both boxes bound the intersection, so its volume is the volume of their vertices' convex hull.

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from siampose_jax import knn as knn_lib
+from siampose_jax.evaluation import knn as knn_lib
 
 try:
   import faiss

@@ -142,7 +142,7 @@ def _config():
   if given:  # never ignore a setting silently
     raise app.UsageError(f'--preset replaces --config and its overrides, got {given}: use --config='
                          'configs/nearby.py[:cpu] with overrides instead')
-  from configs import nearby  # pylint: disable=g-import-not-at-top
+  from siampose_jax.configs import nearby  # pylint: disable=g-import-not-at-top
   config = nearby.get_config(None if _PRESET.value == 'paper' else _PRESET.value)
   if _PRESET.value == 'paper':
     config.data.synthetic.videos_per_category = 6

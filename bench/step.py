@@ -28,7 +28,7 @@ import time
 import jax
 import numpy as np
 
-from configs import distant
+from siampose_jax.configs import distant
 from siampose_jax import device_augment, optim, sharding
 from siampose_jax import step as step_lib
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from input_pipeline.loader import augment
+from input_pipeline.loader import aug_params
 
 PRESETS = ('paper', 'cpu', 'cpu_long', 'test')
 CPU_LONG_FACTOR = 12  # cpu_long = the cpu preset's steps times this, at CPU_LONG_LR
@@ -66,7 +66,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   c.data.nearby_offset = 1           # in kept (subsampled) frames
   c.data.crop_margin = 0.0           # object crop = keypoint box grown by this fraction on every side
   c.data.per_frame_window = False    # False: both frames of a pair use the anchor's window (reference)
-  c.data.aug = ml_collections.ConfigDict(dict(augment.DEFAULT_AUG))  # the reference's augmentations
+  c.data.aug = ml_collections.ConfigDict(dict(aug_params.DEFAULT_AUG))  # the reference's augmentations
   # True: the host loader only crops and resizes (RandomResizedCrop picks the pixels to decode); colour
   # jitter, grayscale and the pair's flip run in the jitted train step (siampose_jax/device_augment.py),
   # keyed by (seed, step), off the host cores that limit the loader on an accelerator.
@@ -103,7 +103,7 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
       imagenet_weights='',           # torchvision ResNet-50 .pth/.safetensors: adds an 'ImageNet embeddings' row
       batch_size=256, knn_chunk=65536,
       symmetric_categories=(),       # e.g. ('cup', 'bottle'): best IoU over rotations about the up axis
-      visualize=True))               # figures after the evaluation (siampose_jax/visualize.py: viz_*.png)
+      visualize=True))               # figures after the evaluation (evaluation/figures.py: viz_*.png)
 
   if preset in ('cpu', 'cpu_long', 'test'):
     c.measure_data_wait = True

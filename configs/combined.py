@@ -8,7 +8,7 @@ model") are variants of this file:
   both heads on the whole feature:  --config.model.split_feature=False
   one head, a mixed pair schedule:  configs/nearby.py with --config.data.pair_mode=mixed
 """
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

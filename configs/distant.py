@@ -1,5 +1,5 @@
 """SimSiam on distant frame pairs (a uniformly random frame of the same video: pose-invariant latents)."""
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

@@ -1,5 +1,5 @@
 """SimSiam on nearby frame pairs (consecutive kept frames: pose-informed latents)."""
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

@@ -1,10 +1,10 @@
 """NT-Xent baseline (SimCLR's contrastive loss) on nearby frame pairs: the paper's Table 2 row.
 
-DESIGN.md section 4: temperature 0.5, 128-d feature, lr 0.1 (at batch 64). The network is SimSiam's
-backbone and 3-layer projector (here 128 wide, BN after each layer) without the predictor, as in the
-reference; the loss's negatives are the other 2N - 2 crops of the global batch.
+The reference (docs/metrics.md): temperature 0.5, 128-d feature, lr 0.1 (at batch 64). The network is
+SimSiam's backbone and 3-layer projector (here 128 wide, BN after each layer) without the predictor, as in
+the reference; the loss's negatives are the other 2N - 2 crops of the global batch.
 """
-from configs import base
+from siampose_jax.configs import base
 
 
 def use_ntxent(c):

@@ -1,5 +1,5 @@
 """SimSiam on same-frame frame pairs (two augmentations of one frame: plain SimSiam, the baseline)."""
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

@@ -1,6 +1,6 @@
 """UCF101 action retrieval (Table 3), SimSiam on distant frame pairs:
 the partner is a uniformly random frame of the same clip."""
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

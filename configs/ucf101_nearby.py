@@ -1,6 +1,6 @@
 """UCF101 action retrieval (Table 3), SimSiam on nearby frame pairs:
 the partner is the next frame (the reference's `pairing: next`)."""
-from configs import base
+from siampose_jax.configs import base
 
 
 def get_config(arg=None):

@@ -15,13 +15,14 @@ from jax.sharding import Mesh
 
 from siampose_jax import sharding
 from siampose_jax.models import simsiam
+from siampose_jax.normalize import l2_normalize
 
 
 def make_embed_fn(model: simsiam.SimSiam, mesh: Mesh):
   def embed(variables, images):
     x = simsiam.preprocess(images, model.dtype)
     f = model.apply(variables, x, method=simsiam.SimSiam.embed).astype(jnp.float32)
-    return f / jnp.maximum(jnp.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+    return l2_normalize(f)
 
   return jax.jit(embed, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
                  out_shardings=sharding.replicated(mesh))

@@ -42,15 +42,15 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
-def evaluate_and_visualize(config, workdir) -> dict[str, str]:
-  """The evaluation's files, then (unless eval.visualize is off) its figures (siampose_jax/visualize.py),
-  drawn by the first process only."""
-  from siampose_jax import evaluate  # pylint: disable=g-import-not-at-top
-  written = evaluate.evaluate(config, workdir)
-  if config.eval.visualize and jax.process_index() == 0:
-    from siampose_jax import visualize  # pylint: disable=g-import-not-at-top
-    written.update(visualize.visualize(workdir, config=config))
-  return written
+def evaluate(config, workdir) -> dict[str, str]:
+  """The evaluation entry point of `config.data.dataset`: Objectron's Tables 1 and 2 (and figures), or
+  UCF101's Table 3. Returns the files written."""
+  # pylint: disable=g-import-not-at-top (the evaluation loads after flags are parsed, and only if needed)
+  if config.data.dataset == 'ucf101':
+    from siampose_jax.evaluation import ucf101
+    return ucf101.evaluate(config, workdir)
+  from siampose_jax.evaluation import objectron
+  return objectron.evaluate(config, workdir)
 
 
 def main(argv):
@@ -79,11 +79,8 @@ def main(argv):
       print(f'\npreempted at step {result["metrics"]["preempted_at_step"]}: checkpoint saved in '
             f'{workdir}; rerun the same command to resume')
       return
-  if config.mode in ('eval', 'train_and_eval') and config.data.dataset == 'ucf101':
-    from siampose_jax import retrieval  # pylint: disable=g-import-not-at-top
-    written.update(retrieval.evaluate_retrieval(config, workdir))  # Table 3
-  elif config.mode in ('eval', 'train_and_eval'):
-    written.update(evaluate_and_visualize(config, workdir))  # Tables 1 and 2, figures
+  if config.mode in ('eval', 'train_and_eval'):
+    written.update(evaluate(config, workdir))
   print(f'\nworkdir: {paths.resolve(workdir)}')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')

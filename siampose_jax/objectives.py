@@ -5,15 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
-def _normalize(x, eps=1e-12):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+from siampose_jax.normalize import l2_normalize
 
 
 def negative_cosine(p, z):
   """D(p, z) = -cos(p, sg(z)), averaged over the batch. The stop-gradient on z is what prevents collapse."""
   z = jax.lax.stop_gradient(z)
-  return -jnp.mean(jnp.sum(_normalize(p) * _normalize(z), axis=-1))
+  return -jnp.mean(jnp.sum(l2_normalize(p) * l2_normalize(z), axis=-1))
 
 
 def simsiam_loss(p1, p2, z1, z2):
@@ -25,7 +23,7 @@ def ntxent_loss(z1, z2, temperature: float):
   """SimCLR's NT-Xent over the 2N samples of the batch: each sample's positive is its partner view, the
   other 2N - 2 are negatives. Inside a jitted step on global (batch-sharded) arrays the [2N, 2N] similarity
   matrix spans the global batch, so every device's samples are negatives for every other's."""
-  z = _normalize(jnp.concatenate([z1, z2]).astype(jnp.float32))
+  z = l2_normalize(jnp.concatenate([z1, z2]).astype(jnp.float32))
   n = z1.shape[0]
   logits = z @ z.T / temperature
   logits = jnp.where(jnp.eye(2 * n, dtype=bool), -jnp.inf, logits)  # a sample is not its own negative
@@ -40,7 +38,7 @@ def triplet_loss(anchor, positive, negative, margin: float):
   Euclidean (not squared) distances, as torch's TripletMarginLoss in the reference; normalising first
   makes the margin meaningful (distances lie in [0, 2]) whatever the head's output scale.
   """
-  a, p, n = (_normalize(x.astype(jnp.float32)) for x in (anchor, positive, negative))
+  a, p, n = (l2_normalize(x.astype(jnp.float32)) for x in (anchor, positive, negative))
   d_pos = jnp.linalg.norm(a - p + 1e-6, axis=-1)  # the eps keeps the gradient finite when a == p
   d_neg = jnp.linalg.norm(a - n + 1e-6, axis=-1)
   return jnp.mean(jax.nn.relu(d_pos - d_neg + margin))
@@ -48,4 +46,4 @@ def triplet_loss(anchor, positive, negative, margin: float):
 
 def embedding_std(z):
   """Mean per-dimension std of L2-normalised outputs: ~1/sqrt(d) when healthy, 0 when collapsed."""
-  return jnp.mean(jnp.std(_normalize(z), axis=0))
+  return jnp.mean(jnp.std(l2_normalize(z), axis=0))

@@ -1,9 +1,8 @@
-"""Optimiser and learning-rate schedule (DESIGN.md section 4), written out explicitly.
+"""Optimiser and learning-rate schedule (the reference's, docs/metrics.md), written out explicitly.
 
 SGD with momentum and coupled weight decay (as torch.optim.SGD), the learning rate scaled linearly with the
 batch size, linear warm-up then cosine decay to zero over `total_steps`. The predictor keeps a constant
-learning rate (SimSiam's `fix_pred_lr`), times `optim.predictor_lr_scale` (1; an ablation knob: a faster
-or slower predictor did not shorten SimSiam's plateau here, docs/category_accuracy.md).
+learning rate (SimSiam's `fix_pred_lr`), times `optim.predictor_lr_scale` (an ablation knob, default 1).
 """
 from __future__ import annotations
 

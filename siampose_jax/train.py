@@ -16,8 +16,9 @@ from absl import logging
 from input_pipeline.formats import paths
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store
-from siampose_jax import checkpointing, device_augment, encoder, monitor, optim, progress, reports, sharding
+from siampose_jax import checkpointing, device_augment, encoder, optim, progress, reports, sharding
 from siampose_jax import step as step_lib
+from siampose_jax.evaluation import monitor
 
 MONITOR_MAX_GALLERY = 3000
 MONITOR_MAX_QUERIES = 1000

@@ -7,7 +7,7 @@ import sys
 
 import jax
 
-from configs import distant
+from siampose_jax.configs import distant
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL_STEPS = 10  # enough steps after the first (the slow, compiling one) to signal a run mid-way

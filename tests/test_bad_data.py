@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from configs import base
+from siampose_jax.configs import base
 from input_pipeline.formats import objectron_records as orec
 from input_pipeline.formats import protos
 from input_pipeline.formats import tfrecord
@@ -249,7 +249,7 @@ def test_interrupted_ingest_resumes_to_the_same_store(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ instances, visibility
 def _ingest(tmp_path, name, **options):
-  return frame_store.ingest(td.all_records(), str(tmp_path / name), split_fn=td.split_fn,
+  return store_writer.ingest(td.all_records(), str(tmp_path / name), split_fn=td.split_fn,
                             subsample=2, **options)
 
 
@@ -297,8 +297,8 @@ def test_all_instances_skip_only_the_bad_instance(tmp_path):
   rec.point_2d = rec.point_2d.copy()
   rec.point_2d[1, :, 1] = 0.3  # instance 8: every keypoint on one horizontal line
   with pytest.raises(frame_store.BadFrameError, match='frame 0: instance 1 has a zero-area'):
-    frame_store.ingest([rec], str(tmp_path / 'a'), split_fn=td.split_fn, subsample=1, instances='all')
-  info = frame_store.ingest([rec, td.make_record(0, 1)], str(tmp_path / 'b'), split_fn=td.split_fn,
+    store_writer.ingest([rec], str(tmp_path / 'a'), split_fn=td.split_fn, subsample=1, instances='all')
+  info = store_writer.ingest([rec, td.make_record(0, 1)], str(tmp_path / 'b'), split_fn=td.split_fn,
                             subsample=1, instances='all', on_bad_record='skip')
   assert info.skip_counts == {'zero_area_box': 1} and info.num_kept == 3
   tracks = {v['video_id']: v['frame_ids'] for v in frame_store.open_store(info.path).videos('train')}
@@ -306,7 +306,7 @@ def test_all_instances_skip_only_the_bad_instance(tmp_path):
   # With 'all', an instance out of view (visibility 0) is no track even at min_visibility=0.
   hidden = td.make_record(0, 2)
   hidden.visibility = np.array([0.0, 0.5])
-  info = frame_store.ingest([hidden], str(tmp_path / 'c'), split_fn=td.split_fn, subsample=1,
+  info = store_writer.ingest([hidden], str(tmp_path / 'c'), split_fn=td.split_fn, subsample=1,
                             instances='all')
   assert info.dropped == {'low_visibility': 1} and info.num_kept == 1
   assert [v['video_id'] for v in frame_store.open_store(info.path).videos('train')] == ['cup/batch-0/0#8']

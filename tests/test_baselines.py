@@ -7,8 +7,9 @@ import csv
 import numpy as np
 import pytest
 
-from configs import combined, ntxent, tcn
-from siampose_jax import encoder, evaluate, train
+from siampose_jax.configs import combined, ntxent, tcn
+from siampose_jax import encoder, train
+from siampose_jax.evaluation import objectron
 
 
 def _table2_methods(path):
@@ -31,7 +32,7 @@ def test_tcn_trains_on_triplets_and_evaluates_as_tcn(cache_dir, tmp_path):
   assert 'predictor' not in params and set(params) == {'encoder', 'projector'}
   m = out['metrics']
   assert m['final_step'] == 3 and 0.0 <= m['loss'] <= 2.2  # hinge of unit-vector distances: <= 2 + margin
-  written = evaluate.evaluate(c, str(tmp_path))
+  written = objectron.evaluate_tables(c, str(tmp_path))
   assert _table2_methods(written['table2_csv']) == ['TCN', 'Random embeddings']
   # The workdir's config.json rebuilds the predictor-less model.
   enc = encoder.load_encoder(str(tmp_path))
@@ -45,7 +46,7 @@ def test_ntxent_trains_and_evaluates_as_ntxent(cache_dir, tmp_path):
   out = train.train_and_evaluate(c, str(tmp_path))
   assert 'predictor' not in out['state'].params
   assert out['metrics']['loss'] > 0
-  written = evaluate.evaluate(c, str(tmp_path))
+  written = objectron.evaluate_tables(c, str(tmp_path))
   assert _table2_methods(written['table2_csv']) == ['NT-Xent', 'Random embeddings']
 
 
@@ -53,14 +54,14 @@ def test_combined_model_trains_two_heads_and_reidentifies_with_its_identity_half
   c = _short_config(combined, cache_dir)
   out = train.train_and_evaluate(c, str(tmp_path))
   assert set(out['state'].params) == {'encoder', 'projector', 'predictor', 'projector2', 'predictor2'}
-  written = evaluate.evaluate(c, str(tmp_path))
+  written = objectron.evaluate_tables(c, str(tmp_path))
   name = _table2_methods(written['table2_csv'])[0]
   assert name.startswith('Our embeddings (combined: nearby head on the pose half')
   saved = np.load(written['embeddings_npz'])
   half = saved['embeddings'].shape[1]
   assert saved['reid_embeddings'].shape[1] == half and not np.allclose(saved['embeddings'],
                                                                         saved['reid_embeddings'])
-  from siampose_jax import metrics
+  from siampose_jax.evaluation import metrics
   with open(written['table2_csv']) as f:
     row = next(csv.DictReader(f))
   want = metrics.reid_metrics(saved['reid_embeddings'], saved['video_id'], saved['frame_index'])['reid_map']

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import distant
+from siampose_jax.configs import distant
 from siampose_jax import step as step_lib
 
 torch = pytest.importorskip('torch')

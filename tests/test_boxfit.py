@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from siampose_jax import boxfit
+from siampose_jax.evaluation import boxfit
 from input_pipeline.formats import geometry
-from siampose_jax import iou
+from siampose_jax.evaluation import iou
 
 PROJECTION = geometry.projection_from_intrinsics(np.array([[1400.0, 0, 960], [0, 1400.0, 720], [0, 0, 1]]))
 UP = np.array([0.0, 1.0, 0.0])  # World: ground plane y = 0.

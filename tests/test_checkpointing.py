@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from input_pipeline.loader import datasets
-from input_pipeline.store import frame_store
+from input_pipeline.store import writer as store_writer
 from siampose_jax import checkpointing, optim, sharding
 from siampose_jax import step as step_lib
 from tests import _frame_store_testdata as testdata
@@ -21,7 +21,7 @@ IMAGE = 16
 @pytest.fixture(scope='module')
 def store_path(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('ckpt') / 'store')
-  frame_store.ingest(testdata.all_records(), path, split_fn=testdata.split_fn, subsample=1)
+  store_writer.ingest(testdata.all_records(), path, split_fn=testdata.split_fn, subsample=1)
   return path
 
 

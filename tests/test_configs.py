@@ -3,10 +3,14 @@ for Objectron, at width 16 where `cpu` is 32: 12x the steps at 32 would not fit 
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 
-from configs import base
+from siampose_jax import configs
+from siampose_jax.configs import base
 
 CONFIGS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'ucf101_nearby', 'ucf101_distant',
            'ucf101_ntxent')
@@ -25,7 +29,7 @@ def _flat(d, prefix=''):
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_cpu_long_is_cpu_trained_longer(name):
-  module = importlib.import_module(f'configs.{name}')
+  module = importlib.import_module(f'siampose_jax.configs.{name}')
   cpu, long = _flat(module.get_config('cpu').to_dict()), _flat(module.get_config('cpu_long').to_dict())
   assert set(cpu) == set(long)
   changed = {k for k in cpu if cpu[k] != long[k]}
@@ -48,8 +52,26 @@ def test_unknown_preset_names_the_known_ones():
 @pytest.mark.parametrize('preset', ('cpu', 'test', None))
 def test_ucf101_ntxent_is_the_ntxent_diff_on_ucf101(preset):
   """ucf101_ntxent changes the UCF101 config exactly as ntxent changes the Objectron one."""
-  mods = {n: importlib.import_module(f'configs.{n}') for n in ('nearby', 'ntxent', 'ucf101_nearby', 'ucf101_ntxent')}
+  mods = {n: importlib.import_module(f'siampose_jax.configs.{n}')
+          for n in ('nearby', 'ntxent', 'ucf101_nearby', 'ucf101_ntxent')}
   flat = {n: _flat(m.get_config(preset).to_dict()) for n, m in mods.items()}
   objectron = {k: v for k, v in flat['ntxent'].items() if flat['nearby'][k] != v}
   ucf = {k: v for k, v in flat['ucf101_ntxent'].items() if flat['ucf101_nearby'][k] != v}
   assert ucf == objectron and ucf['objective.name'] == 'ntxent'
+
+
+def test_configs_load_from_any_directory_without_opencv(tmp_path):
+  """The configs are the package siampose_jax.configs (no top-level `configs` is installed): a config
+  imports from any working directory, and naming the augmentations does not load OpenCV."""
+  code = ('import importlib.util, sys\n'
+          'from siampose_jax import configs\n'
+          'from siampose_jax.configs import distant\n'
+          'assert distant.get_config("cpu").data.pair_mode == "distant"\n'
+          'assert "cv2" not in sys.modules, "importing a config loaded OpenCV"\n'
+          'assert importlib.util.find_spec("configs") is None, "a top-level configs package is importable"\n'
+          'print(configs.path("distant"))\n')
+  out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'distant.py')
+  with pytest.raises(ValueError, match="no config 'bogus'.*distant"):
+    configs.path('bogus')

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from configs import distant
+from siampose_jax.configs import distant
 from siampose_jax import step as step_lib
 from siampose_jax.models import resnet
 

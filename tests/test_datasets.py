@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from absl import flags
 
-from configs import distant
+from siampose_jax.configs import distant
 from input_pipeline.loader import augment
 from input_pipeline.loader import datasets
 from input_pipeline.loader import pairs
 from input_pipeline.store import crops
+from input_pipeline.store import writer as store_writer
 from input_pipeline.store import frame_store
 from tests import _frame_store_testdata as td
 
@@ -20,7 +21,7 @@ SIZE = 16
 @pytest.fixture(scope='module')
 def store_path(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('ds_store'))
-  frame_store.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1, records_per_shard=8)
+  store_writer.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1, records_per_shard=8)
   return path
 
 

@@ -10,9 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from configs import distant, ucf101_distant
+from siampose_jax.configs import distant, ucf101_distant
 from input_pipeline.loader import augment, datasets
 from input_pipeline.store import crops, frame_store
+from input_pipeline.store import writer as store_writer
 from siampose_jax import checkpointing, optim, sharding, train
 from siampose_jax import device_augment as da
 from siampose_jax import step as step_lib
@@ -222,7 +223,7 @@ def test_config_flag_per_preset():
 @pytest.fixture(scope='module')
 def store_path(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('devaug_store'))
-  frame_store.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1)
+  store_writer.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1)
   return path
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from siampose_jax import reports
+from siampose_jax import configs, reports
 from siampose_jax.experiments import claims, paper_tables
 
 
@@ -16,7 +16,8 @@ def _runs_log_sizes(workdir):
           for m in ('nearby', 'random') for s in (0, 1)}
 
 
-def test_sweep_resumes_without_rerunning_finished_runs(tmp_path):
+def test_sweep_resumes_without_rerunning_finished_runs(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # the runner finds the configs from any working directory
   workdir = str(tmp_path / 'sweep')
   args = ['--preset=test', '--seeds=2', '--methods=nearby,random', f'--workdir={workdir}', '--bootstrap=20',
           '--override', 'total_steps=3', '--override', f'data.cache_dir={tmp_path / "cache"}']
@@ -145,5 +146,5 @@ def test_combined_alternatives_are_checked_but_are_not_table2_rows(tmp_path):
   alone = open(paper_tables.write_claims(workdir, ['combined', 'random'], [0, 1], samples=20)).read()
   assert 'within one std' not in alone and 'combined, the worst trained' in alone
   cmd = paper_tables.command('combined_shared', 'cpu', 1, workdir)
-  assert '--config=configs/combined.py:cpu' in cmd and '--config.model.split_feature=False' in cmd
+  assert f'--config={configs.path("combined")}:cpu' in cmd and '--config.model.split_feature=False' in cmd
   assert '--config.data.pair_mode=mixed' in paper_tables.command('combined_mixed', 'cpu', 0, workdir)

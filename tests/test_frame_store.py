@@ -10,12 +10,13 @@ import pytest
 from tests import _frame_store_testdata as td
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.store import frame_store
+from input_pipeline.store import writer as store_writer
 
 
 @pytest.fixture(scope='module')
 def store_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('store'))
-  info = frame_store.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=2,
+  info = store_writer.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=2,
                             records_per_shard=4)
   return path, info
 
@@ -77,7 +78,7 @@ def test_decode_without_image_and_version_check(store_dir):
 
 def test_image_scale_downscales(tmp_path):
   recs = [td.make_record(0, f) for f in range(3)]
-  frame_store.ingest(recs, str(tmp_path), split_fn=lambda v: 'train', subsample=1, image_scale=0.5)
+  store_writer.ingest(recs, str(tmp_path), split_fn=lambda v: 'train', subsample=1, image_scale=0.5)
   rec = frame_store.FrameStore(str(tmp_path))['train', 0]
   assert rec['image'].shape == (td.HEIGHT // 2, td.WIDTH // 2, 3)
   assert (rec['image_width'], rec['image_height']) == (td.WIDTH // 2, td.HEIGHT // 2)
@@ -93,13 +94,13 @@ def test_index_written_last_and_missing_index_is_an_error(tmp_path, monkeypatch)
     return real_dump(obj, f, *args, **kwargs)
 
   monkeypatch.setattr(frame_store.json, 'dump', spy_dump)
-  frame_store.ingest([td.make_record(0, f) for f in range(4)], str(tmp_path),
+  store_writer.ingest([td.make_record(0, f) for f in range(4)], str(tmp_path),
                      split_fn=lambda v: 'train', subsample=1, records_per_shard=2)
   assert seen == {'files': ['frames-00000-of-00002.array_record',
                             'frames-00001-of-00002.array_record'], 'index_present': False}
   frame_store.FrameStore(str(tmp_path))  # complete
   with pytest.raises(FileExistsError):
-    frame_store.ingest([td.make_record(0, 0)], str(tmp_path), split_fn=lambda v: 'train')
+    store_writer.ingest([td.make_record(0, 0)], str(tmp_path), split_fn=lambda v: 'train')
   os.remove(tmp_path / 'index.json')
   with pytest.raises(FileNotFoundError, match='index.json missing'):
     frame_store.open_store(str(tmp_path))
@@ -108,11 +109,11 @@ def test_index_written_last_and_missing_index_is_an_error(tmp_path, monkeypatch)
 def test_bad_frame_raises_naming_video_and_frame(tmp_path):
   recs = [td.make_record(0, 0), td.make_record(0, 1, nan=True), td.make_record(0, 2)]
   with pytest.raises(frame_store.BadFrameError, match=r"cup/batch-0/0.*frame 1.*NaN"):
-    frame_store.ingest(recs, str(tmp_path), split_fn=lambda v: 'train', subsample=1)
+    store_writer.ingest(recs, str(tmp_path), split_fn=lambda v: 'train', subsample=1)
   with pytest.raises(FileNotFoundError):  # the failed ingest left no index
     frame_store.open_store(str(tmp_path))
   # A bad frame that subsampling drops is never looked at.
-  frame_store.ingest(recs, str(tmp_path / 'sub'), split_fn=lambda v: 'train', subsample=2)
+  store_writer.ingest(recs, str(tmp_path / 'sub'), split_fn=lambda v: 'train', subsample=2)
 
 
 def test_zero_area_box_and_skip_bad(tmp_path):
@@ -121,8 +122,8 @@ def test_zero_area_box_and_skip_bad(tmp_path):
   flat.point_2d[0, :, 0] = 0.5  # all keypoints on one vertical line
   recs = [td.make_record(1, 0), td.make_record(1, 1, nan=True), flat, td.make_record(1, 3)]
   with pytest.raises(ValueError, match=r"shoe/batch-0/1.*frame 2.*zero-area"):
-    frame_store.ingest(recs[2:], str(tmp_path / 'a'), split_fn=lambda v: 'train', subsample=1)
-  info = frame_store.ingest(recs, str(tmp_path / 'b'), split_fn=lambda v: 'train', subsample=1,
+    store_writer.ingest(recs[2:], str(tmp_path / 'a'), split_fn=lambda v: 'train', subsample=1)
+  info = store_writer.ingest(recs, str(tmp_path / 'b'), split_fn=lambda v: 'train', subsample=1,
                             on_bad_record='skip')
   assert info.num_skipped == 2 and info.num_kept == 2
   assert info.skip_counts == {'nan_keypoints': 1, 'zero_area_box': 1}
@@ -137,10 +138,10 @@ def test_zero_area_box_and_skip_bad(tmp_path):
 
 def test_bad_split_name_and_inconsistent_video(tmp_path):
   with pytest.raises(ValueError, match='not a plain name'):
-    frame_store.ingest([td.make_record(0, 0)], str(tmp_path / 'a'), split_fn=lambda v: '../x')
+    store_writer.ingest([td.make_record(0, 0)], str(tmp_path / 'a'), split_fn=lambda v: '../x')
   dup = [td.make_record(0, 0), td.make_record(0, 0)]
   with pytest.raises(ValueError, match='duplicate'):
-    frame_store.ingest(dup, str(tmp_path / 'b'), split_fn=lambda v: 'train', subsample=1)
+    store_writer.ingest(dup, str(tmp_path / 'b'), split_fn=lambda v: 'train', subsample=1)
 
 
 def test_eval_arrays_order_and_crops(store_dir):

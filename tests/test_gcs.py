@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from etils import epath
-from siampose_jax import checkpointing, evaluate, reports, train
+from siampose_jax import checkpointing, reports, train
+from siampose_jax.evaluation import objectron
 from tests import _gcs, runs
 
 
@@ -40,7 +41,7 @@ def test_gs_workdir_and_store_train_resume_evaluate(cache_dir, tmp_path, monkeyp
     monkeypatch.setattr(checkpointing, 'checkpoint_dir',
                         lambda w: epath.Path(str(w).replace('gs://', f'{cloud}/', 1)) / 'checkpoints')
     resumed = train.train_and_evaluate(config, workdir)
-    written = evaluate.evaluate(config, workdir)
+    written = objectron.evaluate_tables(config, workdir)
   assert calls['gs'] > 0 and not os.path.exists(tmp_path / 'gs:')
   assert resumed['metrics']['final_step'] == runs.TOTAL_STEPS
 

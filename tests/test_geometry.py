@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from bench.iou_reference import box_iou_3d_reference
 from input_pipeline.formats import geometry
-from siampose_jax import iou
+from siampose_jax.evaluation import iou
 
 I3 = np.eye(3)
 

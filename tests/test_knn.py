@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from siampose_jax import knn as knn_lib
+from siampose_jax.evaluation import knn as knn_lib
 
 
 def brute_force(queries, gallery, k, exclude=None):

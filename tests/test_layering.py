@@ -1,5 +1,6 @@
-"""input_pipeline's sub-packages import downward only (formats < synthetic < store < loader), and the data
-layer never imports the library above it (siampose_jax)."""
+"""Both packages import downward only. input_pipeline: formats < synthetic < store < loader, and the data
+layer never imports the library above it (siampose_jax). siampose_jax: models < the core modules (step,
+objectives, checkpoints, embeddings, ...) < evaluation < train < main and experiments."""
 from __future__ import annotations
 
 import ast
@@ -9,6 +10,11 @@ import pytest
 
 LAYERS = ('formats', 'synthetic', 'store', 'loader')
 ROOT = pathlib.Path(__file__).resolve().parents[1] / 'input_pipeline'
+LIBRARY = ROOT.parent / 'siampose_jax'
+# siampose_jax's layers, lowest first; a top-level module not named here is a core module.
+LIBRARY_LAYERS = ('models', 'core', 'evaluation', 'train', 'top')
+LIBRARY_LAYER_OF = {'models': 'models', 'evaluation': 'evaluation', 'train': 'train', 'main': 'top',
+                    'experiments': 'top'}
 
 
 def _imported_modules(path: pathlib.Path) -> set[str]:
@@ -37,3 +43,21 @@ def test_each_layer_imports_only_itself_and_the_layers_below(layer):
 def test_no_modules_outside_the_layers():
   strays = [p.name for p in ROOT.glob('*.py') if p.name != '__init__.py']
   assert strays == [], f'modules outside the layer packages: {strays}'
+
+
+def _library_layer(module_parts: list[str]) -> str:
+  """The layer of siampose_jax.<parts...>: by its sub-package or module name, else core."""
+  return LIBRARY_LAYER_OF.get(module_parts[0], 'core') if module_parts else 'core'
+
+
+@pytest.mark.parametrize('layer', LIBRARY_LAYERS)
+def test_library_layers_import_only_themselves_and_the_layers_below(layer):
+  allowed = set(LIBRARY_LAYERS[:LIBRARY_LAYERS.index(layer) + 1])
+  paths = [p for p in sorted(LIBRARY.rglob('*.py'))
+           if _library_layer(list(p.relative_to(LIBRARY).with_suffix('').parts)) == layer]
+  assert paths, f'no module in layer {layer}'
+  for path in paths:
+    for module in _imported_modules(path):
+      parts = module.split('.')
+      if parts[0] == 'siampose_jax' and len(parts) > 1:
+        assert _library_layer(parts[1:]) in allowed, f'{path} ({layer}) imports {module}, a layer above it'

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from siampose_jax import evaluate, reports, train
+from siampose_jax import reports, train
+from siampose_jax.evaluation import objectron
 from siampose_jax.models import resnet
 from tests import runs
 
@@ -36,7 +37,7 @@ def test_train_and_evaluate(cache_dir, reference_run):
   assert 1.0 <= ref['metrics']['embedding_rank'] <= resnet.feature_dim(config.model.backbone, config.model.width)
 
   # Evaluation of the finished run writes Tables 1 and 2 with the baselines.
-  written = evaluate.evaluate(config, ref_dir)
+  written = objectron.evaluate_tables(config, ref_dir)
   for key in ('table1_md', 'table1_csv', 'table2_md', 'table2_csv', 'per_query_csv', 'ap_curve_csv',
               'retrieval_md', 'embeddings_npz', 'fits_npz'):
     assert os.path.exists(written[key]), key
@@ -90,10 +91,11 @@ def test_imagenet_baseline_row_beside_the_trained_model(reference_run, cache_dir
   config = _config(cache_dir)
   config.eval.checkpoint = ref_dir
   config.eval.imagenet_weights = weights
-  written = evaluate.evaluate(config, str(tmp_path / 'eval'))
-  with open(written['table2_csv']) as f:
-    methods = [line.split(',')[0] for line in f.read().splitlines()[1:]]
-  assert methods == ['Our embeddings (distant pairs)', 'Random embeddings', 'ImageNet embeddings']
+  written = objectron.evaluate_tables(config, str(tmp_path / 'eval'))
+  rows = reports.read_csv(written['table2_csv'])
+  assert [r['row'] for r in rows] == ['model', 'random_init', 'imagenet']
+  assert [r['method'] for r in rows] == ['Our embeddings (distant pairs)', 'Random embeddings',
+                                         'ImageNet embeddings']
 
 
 def test_monitor_runs_on_its_own_schedule(cache_dir, tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from input_pipeline.formats import geometry
-from siampose_jax import metrics
+from siampose_jax.evaluation import metrics
 
 
 def test_ap_at_threshold_is_strict():

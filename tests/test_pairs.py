@@ -12,12 +12,13 @@ from input_pipeline.loader import datasets
 from input_pipeline.loader import pairs
 from input_pipeline.store import crops
 from input_pipeline.store import frame_store
+from input_pipeline.store import writer as store_writer
 
 
 @pytest.fixture(scope='module')
 def store(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('pairs_store'))
-  frame_store.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1)
+  store_writer.ingest(td.all_records(), path, split_fn=td.split_fn, subsample=1)
   return frame_store.FrameStore(path)
 
 

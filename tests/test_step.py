@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import combined, distant, ntxent, tcn
+from siampose_jax.configs import combined, distant, ntxent, tcn
 from siampose_jax import objectives, optim, sharding
 from siampose_jax import step as step_lib
 from siampose_jax.models import resnet, simsiam

@@ -160,7 +160,7 @@ def _brute_force_recall(q, g, q_labels, g_labels, ks):
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_recall_at_k_equals_brute_force(seed):
-  from siampose_jax import retrieval  # pylint: disable=g-import-not-at-top
+  from siampose_jax.evaluation import ucf101 as ucf101_eval  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
   n_classes, dim = 4, 6
   g = rng.normal(size=(40, dim))
@@ -169,28 +169,28 @@ def test_recall_at_k_equals_brute_force(seed):
   q = np.concatenate([rng.normal(size=(20, dim)), g[rng.choice(40, 10)]])  # some queries equal a gallery row
   q_labels = rng.integers(n_classes, size=30)
   ks = (1, 2, 5, 10, 50)
-  got, nn = retrieval.retrieve(q, g, q_labels, g_labels, ks)
+  got, nn = ucf101_eval.retrieve(q, g, q_labels, g_labels, ks)
   assert nn.shape == (30, 40)
   assert got == pytest.approx(_brute_force_recall(q, g, q_labels, g_labels, ks))
 
 
 def test_recall_ties_go_to_the_lower_gallery_index():
-  from siampose_jax import retrieval  # pylint: disable=g-import-not-at-top
+  from siampose_jax.evaluation import ucf101 as ucf101_eval  # pylint: disable=g-import-not-at-top
   g = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-  recall, nn = retrieval.retrieve(np.array([[1.0, 0.0]]), g, np.array([1]), np.array([0, 1, 1]), ks=(1, 2))
+  recall, nn = ucf101_eval.retrieve(np.array([[1.0, 0.0]]), g, np.array([1]), np.array([0, 1, 1]), ks=(1, 2))
   assert nn[0].tolist() == [0, 1] and recall == {1: 0.0, 2: 1.0}  # K = max(ks)
 
 
 def test_clip_sampling_and_pooling():
-  from siampose_jax import retrieval  # pylint: disable=g-import-not-at-top
-  assert retrieval.sample_positions(40, 8).tolist() == [2, 7, 12, 17, 22, 27, 32, 37]
-  assert retrieval.sample_positions(3, 6).tolist() == [0, 0, 1, 1, 2, 2]
+  from siampose_jax.evaluation import ucf101 as ucf101_eval  # pylint: disable=g-import-not-at-top
+  assert ucf101_eval.sample_positions(40, 8).tolist() == [2, 7, 12, 17, 22, 27, 32, 37]
+  assert ucf101_eval.sample_positions(3, 6).tolist() == [0, 0, 1, 1, 2, 2]
   x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
   for pooling, want in (('mean', x.reshape(2, 3, 5).mean(1)), ('max', x.reshape(2, 3, 5).max(1))):
-    got = retrieval.pool(x, 3, pooling)
+    got = ucf101_eval.pool(x, 3, pooling)
     np.testing.assert_allclose(got, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-6)
   with pytest.raises(ValueError, match='pooling'):
-    retrieval.pool(x, 3, 'median')
+    ucf101_eval.pool(x, 3, 'median')
 
 
 def test_synthetic_actions_layout_and_determinism(tmp_path):
@@ -212,19 +212,20 @@ def test_synthetic_actions_layout_and_determinism(tmp_path):
 
 def test_train_and_table3_at_test_preset(tmp_path):
   """configs/ucf101_nearby.py:test end to end: synthetic clips -> store -> training -> table3.md."""
-  from configs import ucf101_distant, ucf101_nearby  # pylint: disable=g-import-not-at-top
-  from siampose_jax import reports, retrieval, train  # pylint: disable=g-import-not-at-top
+  from siampose_jax.configs import ucf101_distant, ucf101_nearby  # pylint: disable=g-import-not-at-top
+  from siampose_jax import reports, train  # pylint: disable=g-import-not-at-top
+  from siampose_jax.evaluation import ucf101 as ucf101_eval  # pylint: disable=g-import-not-at-top
   assert ucf101_distant.get_config('test').data.pair_mode == 'distant'
   config = ucf101_nearby.get_config('test')
   config.data.cache_dir = str(tmp_path / 'cache')
   workdir = str(tmp_path / 'run')
   result = train.train_and_evaluate(config, workdir)
   assert result['metrics']['final_step'] == config.total_steps and np.isfinite(result['metrics']['loss'])
-  written = retrieval.evaluate_retrieval(config, workdir)
+  written = ucf101_eval.evaluate(config, workdir)
   rows = reports.read_csv(written['table3_csv'])
   assert [r['method'] for r in rows] == ['Our embeddings (nearby pairs)', 'Random embeddings']
   for r in rows:
-    values = [r[f'r{k}'] for k in retrieval.RECALL_KS]
+    values = [r[f'r{k}'] for k in ucf101_eval.RECALL_KS]
     assert values == sorted(values) and 0 <= values[0] and values[-1] == 100.0  # the gallery is < 50 clips
   per_query = reports.read_csv(written['retrieval_per_query_csv'])
   assert rows[0]['r1'] == pytest.approx(100 * np.mean([r['hit_at_1'] for r in per_query]))
@@ -235,11 +236,12 @@ def test_train_and_table3_at_test_preset(tmp_path):
 def test_experiment_runner_table3(tmp_path):
   """--table=3 runs the UCF101 configs; Table 3 over seeds is the mean ± std of each run's own row."""
   from siampose_jax import reports  # pylint: disable=g-import-not-at-top
+  from siampose_jax import configs  # pylint: disable=g-import-not-at-top
   from siampose_jax.experiments import paper_tables  # pylint: disable=g-import-not-at-top
   cmd = paper_tables.command('ucf101_random', 'cpu', 2, str(tmp_path))
-  assert '--config=configs/ucf101_nearby.py:cpu' in cmd and '--config.eval.checkpoint=random' in cmd
+  assert f'--config={configs.path("ucf101_nearby")}:cpu' in cmd and '--config.eval.checkpoint=random' in cmd
   assert '--config.seed=2' in cmd
-  assert '--config=configs/ucf101_ntxent.py:cpu' in paper_tables.command('ucf101_ntxent', 'cpu', 0, str(tmp_path))
+  assert f'--config={configs.path("ucf101_ntxent")}:cpu' in paper_tables.command('ucf101_ntxent', 'cpu', 0, str(tmp_path))
   rng = np.random.default_rng(0)
   values = {}
   for method, name in (('ucf101_nearby', 'Our embeddings (nearby pairs)'), ('ucf101_random', 'Random embeddings')):

@@ -1,6 +1,6 @@
-"""The figures of siampose_jax.visualize on a real evaluation of the synthetic default (the `test` preset
-run shared with the other end-to-end tests): every kind is written, non-trivial, in TensorBoard too; box
-edges sit where the keypoints project (projected here independently, from the intrinsics); the neighbour
+"""The figures of siampose_jax.evaluation.figures on a real evaluation of the synthetic default (the `test`
+preset run shared with the other end-to-end tests): every kind is written, non-trivial, in TensorBoard too;
+box edges sit where the keypoints project (projected here independently, from the intrinsics); the neighbour
 grid shows the true top-k; the failure causes follow their documented rule; bad inputs fail clearly."""
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from scipy.spatial.transform import Rotation
 
 from input_pipeline.formats import geometry
 from input_pipeline.store import frame_store
-from siampose_jax import evaluate, visualize
+from siampose_jax.evaluation import figures as viz
+from siampose_jax.evaluation import objectron
 from tests import runs
 from tests.test_evaluate import _to_uv
 
-GREEN, WHITE = np.array(visualize.GREEN), np.array(visualize.WHITE)
+GREEN, WHITE = np.array(viz.GREEN), np.array(viz.WHITE)
 
 
 @pytest.fixture(scope='module')
@@ -30,14 +31,14 @@ def evaluated(reference_run, cache_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('viz') / 'run')
   shutil.copytree(reference_run[0], workdir)
   config = runs.short_config(cache_dir)
-  evaluate.evaluate(config, workdir)
+  objectron.evaluate_tables(config, workdir)
   return workdir, config
 
 
 @pytest.fixture(scope='module')
 def figures(evaluated):
   workdir, config = evaluated
-  return visualize.make_figures(workdir, config=config)
+  return viz.make_figures(workdir, config=config)
 
 
 def _read_png(path):
@@ -46,7 +47,7 @@ def _read_png(path):
 
 def test_every_kind_is_written_and_not_trivial(evaluated, figures):
   workdir, _ = evaluated
-  assert sorted(figures) == sorted(visualize.KINDS)
+  assert sorted(figures) == sorted(viz.KINDS)
   for kind, fig in figures.items():
     assert fig.path == os.path.join(workdir, f'viz_{kind}.png')
     image = _read_png(fig.path)
@@ -79,7 +80,7 @@ def test_figures_are_tensorboard_images(evaluated, figures):
   workdir, _ = evaluated
   images = {v.tag: (e.step, v.image) for e in _events(os.path.join(workdir, 'tensorboard'))
             for v in e.summary.value if v.HasField('image')}
-  assert sorted(images) == sorted(f'viz/{k}' for k in visualize.KINDS)
+  assert sorted(images) == sorted(f'viz/{k}' for k in viz.KINDS)
   for kind, fig in figures.items():
     step, image = images[f'viz/{kind}']
     assert step == runs.TOTAL_STEPS  # the evaluated checkpoint's step
@@ -173,7 +174,7 @@ def test_failure_causes_follow_the_documented_rule():
   }
   iou = np.array([0.1] * 5 + [0.6, 0.0])
   failure = np.array([''] * 6 + ['ray_misses_plane'])
-  cause = visualize.failure_causes(np.stack(list(fits.values())), np.stack([truth] * len(fits)), iou, failure)
+  cause = viz.failure_causes(np.stack(list(fits.values())), np.stack([truth] * len(fits)), iou, failure)
   # A half turn about the box's up axis leaves the box (as a solid) where it was: no orientation error.
   assert list(cause) == ['orientation', 'scale', 'ground plane', 'unclear', 'unclear', '',
                          'fit failed: ray misses plane']
@@ -182,11 +183,12 @@ def test_failure_causes_follow_the_documented_rule():
 def test_bad_requests_fail_clearly(evaluated, tmp_path):
   workdir, config = evaluated
   with pytest.raises(ValueError, match=r"unknown figure kind.*'bogus'.*pca,neighbours,boxes,failures"):
-    visualize.parse_what('pca,bogus')
+    viz.parse_what('pca,bogus')
   with pytest.raises(ValueError, match='no figure kind'):
-    visualize.parse_what(' , ')
-  assert visualize.parse_what('boxes, pca,boxes') == ('boxes', 'pca')
-  out = subprocess.run([sys.executable, '-m', 'siampose_jax.visualize', f'--workdir={workdir}', '--what=bogus'],
+    viz.parse_what(' , ')
+  assert viz.parse_what('boxes, pca,boxes') == ('boxes', 'pca')
+  out = subprocess.run([sys.executable, '-m', 'siampose_jax.evaluation.figures', f'--workdir={workdir}',
+                        '--what=bogus'],
                        cwd=runs.REPO, capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert out.returncode != 0 and "unknown figure kind(s) ['bogus']" in out.stderr, out.stderr[-2000:]
@@ -196,30 +198,30 @@ def test_bad_requests_fail_clearly(evaluated, tmp_path):
   os.makedirs(bare)
   shutil.copy(os.path.join(workdir, 'config.json'), bare)
   with pytest.raises(FileNotFoundError, match='eval_embeddings.npz'):
-    visualize.make_figures(bare, 'pca')
+    viz.make_figures(bare, 'pca')
   shutil.copy(os.path.join(workdir, 'eval_embeddings.npz'), bare)
   with pytest.raises(FileNotFoundError, match='eval_fits.npz'):
-    visualize.make_figures(bare, 'neighbours,boxes')
-  written = visualize.visualize(bare, 'neighbours', config=config)
+    viz.make_figures(bare, 'neighbours,boxes')
+  written = viz.visualize(bare, 'neighbours', config=config)
   assert written == {'viz_neighbours_png': os.path.join(bare, 'viz_neighbours.png')}
   assert sorted(f for f in os.listdir(bare) if f.endswith('.png')) == ['viz_neighbours.png']
 
 
 def test_main_draws_the_figures_unless_turned_off(evaluated, monkeypatch):
-  """siampose_jax.main's evaluation step (the evaluation stubbed: the workdir is evaluated already) adds the
+  """siampose_jax.main's evaluation step (the tables stubbed: the workdir is evaluated already) adds the
   figures to the paths it prints, unless eval.visualize is off."""
   from siampose_jax import main  # pylint: disable=g-import-not-at-top
   workdir, config = evaluated
-  monkeypatch.setattr(evaluate, 'evaluate', lambda config, workdir: {'table1_md': 'stub'})
+  monkeypatch.setattr(objectron, 'evaluate_tables', lambda config, workdir: {'table1_md': 'stub'})
   for name in os.listdir(workdir):
     if name.startswith('viz_'):
       os.remove(os.path.join(workdir, name))
   off = config.copy_and_resolve_references()
   off.eval.visualize = False
-  assert main.evaluate_and_visualize(off, workdir) == {'table1_md': 'stub'}
+  assert main.evaluate(off, workdir) == {'table1_md': 'stub'}
   assert not any(f.startswith('viz_') for f in os.listdir(workdir))
-  want = {f'viz_{k}_png': os.path.join(workdir, f'viz_{k}.png') for k in visualize.KINDS}
-  assert main.evaluate_and_visualize(config, workdir) == {'table1_md': 'stub', **want}
+  want = {f'viz_{k}_png': os.path.join(workdir, f'viz_{k}.png') for k in viz.KINDS}
+  assert main.evaluate(config, workdir) == {'table1_md': 'stub', **want}
   assert all(os.path.exists(p) for p in want.values())
 
 
@@ -232,7 +234,7 @@ def test_workdir_on_cloud_storage(evaluated, tmp_path):
   for name in ('config.json', 'eval_embeddings.npz'):
     shutil.copy(os.path.join(workdir, name), bucket)
   with mock_gcs(str(tmp_path)) as calls:
-    assert visualize.visualize('gs://bucket/run', 'pca') == {'viz_pca_png': 'gs://bucket/run/viz_pca.png'}
+    assert viz.visualize('gs://bucket/run', 'pca') == {'viz_pca_png': 'gs://bucket/run/viz_pca.png'}
   assert calls['gs'] > 0
   np.testing.assert_array_equal(_read_png(str(bucket / 'viz_pca.png')).shape[2], 3)
   assert any(v.tag == 'viz/pca' for e in _events(str(bucket / 'tensorboard')) for v in e.summary.value)

@@ -1,6 +1,6 @@
 """Objectron box and camera conventions, shared by the data generator, the readers and the box fitting.
 
-Conventions (Objectron's, see shared/DESIGN.md section 3):
+Conventions (Objectron's, see docs/metrics.md):
   * Camera frame: right-handed, the camera looks down -z. Frames are stored portrait (480 wide x 640 high)
     while intrinsics and projection matrices are landscape (sensor 1920 x 1440), so camera +x points down
     the portrait image and camera +y points right.

@@ -1,6 +1,6 @@
 """FrameRecord <-> Objectron tf.Example / tf.SequenceExample records, shards and index files.
 
-Keys and layouts follow objectron/schema/features.py (see shared/DESIGN.md section 3): floats are
+Keys and layouts follow objectron/schema/features.py (see docs/metrics.md): floats are
 float32 lists, matrices row-major, per-instance values concatenated over instances. Per-frame records
 have no key for the video id, so it travels in `image/filename` as `<video_id>/<frame_id:06d>.<ext>`
 (e.g. `cup/batch-3/12/000045.jpg`); explicit instance ids, when a record has them, are appended to the

@@ -13,27 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from input_pipeline.loader.aug_params import DEFAULT_AUG, NO_AUG, aug_config  # noqa: F401 (augment.X users)
+
 # ITU-R BT.601 luma weights (what cv2.COLOR_RGB2GRAY and PIL's 'L' use).
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-# The reference's augmentation settings (shared/DESIGN.md section 3).
-DEFAULT_AUG: dict[str, Any] = {
-    'crop_scale': (0.2, 1.0), 'crop_ratio': (3 / 4, 4 / 3),
-    'brightness': 0.2, 'contrast': 0.2, 'saturation': 0.2, 'hue': 0.05, 'jitter_p': 0.8,
-    'grayscale_p': 0.2, 'flip_p': 0.5,
-}
-# Identity augmentation (the full crop, no colour change, no flip): for evaluation and tests.
-NO_AUG: dict[str, Any] = dict(DEFAULT_AUG, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0),
-                              jitter_p=0.0, grayscale_p=0.0, flip_p=0.0)
-
-
-def aug_config(aug: dict[str, Any] | None) -> dict[str, Any]:
-  """DEFAULT_AUG updated with `aug`; unknown keys are an error (no silently ignored settings)."""
-  aug = dict(aug or {})
-  unknown = set(aug) - set(DEFAULT_AUG)
-  if unknown:
-    raise ValueError(f'unknown augmentation keys {sorted(unknown)}; known: {sorted(DEFAULT_AUG)}')
-  return dict(DEFAULT_AUG, **aug)
 
 
 def random_resized_crop_params(image_hw: tuple[int, int], rng: np.random.Generator,

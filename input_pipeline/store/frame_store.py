@@ -37,7 +37,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import grain
@@ -46,7 +46,6 @@ import numpy as np
 from etils import epath
 
 from input_pipeline.formats import paths
-from input_pipeline.formats.frame_record import FrameRecord
 from input_pipeline.formats.tfrecord import RecordError
 from input_pipeline.store import crops
 from input_pipeline.store import remote
@@ -153,14 +152,6 @@ def decode_jpeg(data: bytes, where: str = '', reduce: int = 1) -> np.ndarray:
   if rgb is None:
     raise BadFrameError(f'{where}: image bytes do not decode')
   return rgb
-
-
-# ----------------------------------------------------------------------------------------- ingest
-def ingest(records: Iterable[FrameRecord], output_dir: str, *, split_fn: Callable[[str], str],
-           **options) -> StoreInfo:
-  """Writes the kept frames of `records` into a store: `store_writer.ingest` (the writing side)."""
-  from input_pipeline.store import writer as store_writer  # pylint: disable=g-import-not-at-top  (it imports this module)
-  return store_writer.ingest(records, output_dir, split_fn=split_fn, **options)
 
 
 # ----------------------------------------------------------------------------------------- reading

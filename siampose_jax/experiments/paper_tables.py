@@ -23,35 +23,36 @@ import numpy as np
 import tqdm
 
 from input_pipeline.formats.frame_record import CATEGORIES
-from siampose_jax import reports
+from siampose_jax import configs, reports
+from siampose_jax.evaluation import tables
+from siampose_jax.evaluation.methods import MODEL_FREE_SOURCES, RowKey
 from siampose_jax.experiments import claims as claims_lib
 
-# name -> (config file, --config overrides); the rows of Table 2.
+# name -> (config name in configs/, --config overrides); the rows of Table 2.
 METHODS = {
-    'nearby': ('configs/nearby.py', {}),
-    'distant': ('configs/distant.py', {}),
-    'same_frame': ('configs/same_frame.py', {}),
-    'ntxent': ('configs/ntxent.py', {}),
-    'tcn': ('configs/tcn.py', {}),
-    'combined': ('configs/combined.py', {}),
-    'random': ('configs/nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
+    'nearby': ('nearby', {}),
+    'distant': ('distant', {}),
+    'same_frame': ('same_frame', {}),
+    'ntxent': ('ntxent', {}),
+    'tcn': ('tcn', {}),
+    'combined': ('combined', {}),
+    'random': ('nearby', {'mode': 'eval', 'eval.checkpoint': 'random'}),
     # Alternatives to configs/combined.py (two heads, each on its own half of the feature), run on request:
-    'combined_shared': ('configs/combined.py', {'model.split_feature': False}),  # both heads, whole feature
-    'combined_mixed': ('configs/nearby.py', {'data.pair_mode': 'mixed'}),        # one head, mixed pairs
+    'combined_shared': ('combined', {'model.split_feature': False}),  # both heads, whole feature
+    'combined_mixed': ('nearby', {'data.pair_mode': 'mixed'}),        # one head, mixed pairs
 }
 TABLE2_ROWS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'random')  # the default
 COMBINED = ('combined', 'combined_shared', 'combined_mixed')
 # Table 3 (UCF101 action retrieval): its rows, the same way.
 TABLE3_METHODS = {
-    'ucf101_nearby': ('configs/ucf101_nearby.py', {}),
-    'ucf101_distant': ('configs/ucf101_distant.py', {}),
-    'ucf101_random': ('configs/ucf101_nearby.py', {'mode': 'eval', 'eval.checkpoint': 'random'}),
-    'ucf101_ntxent': ('configs/ucf101_ntxent.py', {}),  # an extra row: the NT-Xent baseline, next-frame pairs
+    'ucf101_nearby': ('ucf101_nearby', {}),
+    'ucf101_distant': ('ucf101_distant', {}),
+    'ucf101_random': ('ucf101_nearby', {'mode': 'eval', 'eval.checkpoint': 'random'}),
+    'ucf101_ntxent': ('ucf101_ntxent', {}),  # an extra row: the NT-Xent baseline, next-frame pairs
 }
-IMAGENET = ('configs/nearby.py', {'mode': 'eval', 'model.backbone': 'resnet50', 'model.width': 64,
+IMAGENET = ('nearby', {'mode': 'eval', 'model.backbone': 'resnet50', 'model.width': 64,
                                   'model.stem': 'imagenet'})
 DONE = 'DONE'
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_dir(workdir: str, method: str, seed: int) -> str:
@@ -64,7 +65,7 @@ def command(method: str, preset: str, seed: int, workdir: str, imagenet_weights:
   overrides = dict(overrides, seed=seed, **(extra or {}))
   if method == 'imagenet':
     overrides['eval.checkpoint'] = f'imagenet:{imagenet_weights}'
-  return ([sys.executable, '-m', 'siampose_jax.main', f'--config={config}:{preset}',
+  return ([sys.executable, '-m', 'siampose_jax.main', f'--config={configs.path(config)}:{preset}',
            f'--workdir={run_dir(workdir, method, seed)}']
           + [f'--config.{k}={v}' for k, v in overrides.items()])
 
@@ -84,7 +85,7 @@ def run_all(workdir: str, methods: list[str], seeds: list[int], preset: str, ima
     bar.set_postfix_str(f'{method} seed {seed}')
     start = time.time()
     with open(os.path.join(path, 'run.log'), 'a') as log:
-      proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+      proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode:
       raise RuntimeError(f'{method} seed {seed} failed (exit {proc.returncode}); see {path}/run.log; '
                          'rerun the same command to resume')
@@ -110,12 +111,12 @@ def aggregate(workdir: str, methods: list[str], seeds: list[int]) -> dict[str, s
   for m in methods:
     rows1, rows2 = _seed_rows(workdir, m, seeds_of[m], 'table1.csv'), _seed_rows(workdir, m, seeds_of[m],
                                                                                   'table2.csv')
-    names = [rows2[0][0]['method']]  # the run's own embedding (first row of Table 2)
-    names += [r['method'] for r in rows1[0] if r['method'].startswith(names[0] + ' (')]
+    own = RowKey.parse(rows2[0][0]['row']).source  # the run's own embedding (Table 2's first row)
+    keys = [r['row'] for r in rows1[0] if RowKey.parse(r['row']).source == own]
     if m == 'random':  # the model-free baselines once, from the random-init runs
-      names += [r['method'] for r in rows1[0] if r['method'] in reports.BASELINES[:3]]
-    for name in names:
-      per_seed = [next(r for r in rows if r['method'] == name) for rows in rows1]
+      keys += [r['row'] for r in rows1[0] if RowKey.parse(r['row']).source in MODEL_FREE_SOURCES]
+    for key in keys:
+      per_seed = [next(r for r in rows if r['row'] == key) for rows in rows1]
       t1.append({k: (_mean_std([r[k] for r in per_seed]) if isinstance(v, float) else v)
                  for k, v in per_seed[0].items()})
     per_seed = [rows[0] for rows in rows2]
@@ -124,7 +125,7 @@ def aggregate(workdir: str, methods: list[str], seeds: list[int]) -> dict[str, s
     raw += [dict(r, run=m, seed=s) for s, r in zip(seeds_of[m], per_seed)]
   notes = (f'Mean ± standard deviation over seeds {seeds} (one `python -m siampose_jax.main` run each; '
            f'per-seed rows in table2_per_seed.csv).',)
-  out = reports.write_tables(workdir, t1, t2, CATEGORIES, notes=notes)
+  out = tables.write_tables(workdir, t1, t2, CATEGORIES, notes=notes)
   out['table2_per_seed_csv'] = reports.write_csv(os.path.join(workdir, 'table2_per_seed.csv'), raw)
   return out
 
@@ -139,7 +140,7 @@ def aggregate_table3(workdir: str, methods: list[str], seeds: list[int]) -> dict
     raw += [dict(r, run=m, seed=s) for s, r in zip(seeds, per_seed)]
   notes = (f'Mean ± standard deviation over seeds {seeds} (one `python -m siampose_jax.main` run each; '
            'per-seed rows in table3_per_seed.csv).',)
-  out = reports.write_table3(workdir, rows, notes=notes)
+  out = tables.write_table3(workdir, rows, notes=notes)
   out['table3_per_seed_csv'] = reports.write_csv(os.path.join(workdir, 'table3_per_seed.csv'), raw)
   return out
 

@@ -18,22 +18,21 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from input_pipeline.formats.frame_record import CATEGORIES
-from siampose_jax import evaluate, reports
-from siampose_jax import neighbours as nb
+from siampose_jax import reports
+from siampose_jax.evaluation import methods, objectron
 
 
 def draw_rows(gallery: dict, queries: dict, draws: int, symmetric=()) -> list[dict]:
   """Table 1 rows (per-category and overall AP@0.5) of each random baseline for seeds 0 .. draws-1."""
   full = np.ones(len(gallery['category']), bool)
   rows = []
-  with tqdm.tqdm(total=draws * len(nb.RANDOM_BASELINES), desc='random draws', unit='draw') as bar:
-    for name, in_category in nb.RANDOM_BASELINES:
+  with tqdm.tqdm(total=draws * len(methods.RANDOM_BASELINES), desc='random draws', unit='draw') as bar:
+    for key in methods.RANDOM_BASELINES:
       for seed in range(draws):
-        nn, _ = nb.random_method(name, gallery['category'], queries['category'], seed,
-                                 in_category).neighbours(full)
-        res = evaluate.fit_and_score(gallery, queries, nn, symmetric)
-        rows.append({'method': name, 'seed': seed, **evaluate.per_category_ap(res['iou'], queries['category']),
-                     'failed_fits': res['failed']})
+        nn, _ = methods.random_method(key, gallery['category'], queries['category'], seed).neighbours(full)
+        res = objectron.fit_and_score(gallery, queries, nn, symmetric)
+        rows.append({'row': str(key), 'method': key.name(), 'seed': seed,
+                     **objectron.per_category_ap(res['iou'], queries['category']), 'failed_fits': res['failed']})
         bar.update()
   return rows
 
@@ -42,14 +41,14 @@ def summary_md(rows: list[dict]) -> str:
   """Mean ± std over the draws of each baseline, per category and overall."""
   cols = [c for c in (*CATEGORIES, 'overall') if c in rows[0]]
   lines = ['# The random baselines over draws', '',
-           f'AP@0.5, mean ± std over {sum(r["method"] == rows[0]["method"] for r in rows)} draws (seeds 0, 1, '
+           f'AP@0.5, mean ± std over {sum(r["row"] == rows[0]["row"] for r in rows)} draws (seeds 0, 1, '
            '...); Table 1 shows one draw, seeded by config.seed.', '',
            '| method | ' + ' | '.join(cols) + ' | min / max overall |', '|---|' + '---|' * (len(cols) + 1)]
-  for name, _ in nb.RANDOM_BASELINES:
-    mine = [r for r in rows if r['method'] == name]
+  for key in methods.RANDOM_BASELINES:
+    mine = [r for r in rows if r['row'] == str(key)]
     cells = [f'{np.mean([r[c] for r in mine]):.3f} ± {np.std([r[c] for r in mine], ddof=1):.3f}' for c in cols]
     overall = [r['overall'] for r in mine]
-    lines.append(f'| {name} | ' + ' | '.join(cells) + f' | {min(overall):.3f} / {max(overall):.3f} |')
+    lines.append(f'| {key.name()} | ' + ' | '.join(cells) + f' | {min(overall):.3f} / {max(overall):.3f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -58,7 +57,7 @@ def main(argv) -> None:
   config, workdir = _CONFIG.value, os.path.expanduser(_WORKDIR.value)
   if _DRAWS.value < 2:
     raise app.UsageError(f'--draws must be >= 2 for a std, got {_DRAWS.value}')
-  _, gallery, queries = evaluate.gallery_and_queries(config)
+  _, gallery, queries = objectron.gallery_and_queries(config)
   rows = draw_rows(gallery, queries, _DRAWS.value, tuple(config.eval.symmetric_categories))
   os.makedirs(workdir, exist_ok=True)
   csv_path = reports.write_csv(os.path.join(workdir, 'random_draws.csv'), rows)

@@ -1,6 +1,6 @@
-"""Figures of what the embeddings learned, from the files the evaluation leaves in a workdir (issue 15).
+"""Figures of what the embeddings learned, from the files the evaluation leaves in a workdir.
 
-    python -m siampose_jax.visualize --workdir=DIR [--what=pca,neighbours,boxes,failures]
+    python -m siampose_jax.evaluation.figures --workdir=DIR [--what=pca,neighbours,boxes,failures]
 
 Each kind becomes `DIR/viz_<kind>.png` and an image in `DIR/tensorboard` (tag `viz/<kind>`):
   pca         per test video, its embeddings projected on their first two principal components, points
@@ -10,7 +10,7 @@ Each kind becomes `DIR/viz_<kind>.png` and an image in `DIR/tensorboard` (tag `v
   boxes       per category the best, median and worst fit: the query frame with its ground-truth box in
               green and the fitted box in white, beside the training frame whose box was transferred;
   failures    the fits that missed (IoU <= 0.5), grouped by cause (`failure_causes`).
-The inputs are `eval_embeddings.npz` and `eval_fits.npz` (written by `evaluate.evaluate`) and the frames of
+The inputs are `eval_embeddings.npz` and `eval_fits.npz` (written by `objectron.evaluate`) and the frames of
 the frame store they name; nothing is re-embedded or re-fitted. Grid figures are composed in pixels at
 1:1 (`Panel` says where each frame sits), so drawn box edges stay pure colours in the PNG.
 """
@@ -27,7 +27,8 @@ from jax.sharding import Mesh
 
 from input_pipeline.formats import geometry, paths
 from input_pipeline.store import crops, frame_store
-from siampose_jax import checkpointing, encoder, knn, metrics, progress, reports, sharding
+from siampose_jax import checkpointing, encoder, progress, reports, sharding
+from siampose_jax.evaluation import knn, metrics
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -380,7 +381,7 @@ def failure_grid(emb, fits, frames, per_cause=3, height=130):
   if not rows:
     rows, labels = [[Cell(np.full((height, height, 3), BACKGROUND, np.uint8), 'no misses')]], ['']
   title = (f'Misses (IoU <= {IOU_THRESHOLD}) by cause: green = ground truth, white = fit | neighbour '
-           '(causes: siampose_jax.visualize.failure_causes)')
+           '(causes: siampose_jax.evaluation.figures.failure_causes)')
   return _compose(rows, labels, title, (height, int(height * 1.1)), [(2, '')] * per_cause)
 
 

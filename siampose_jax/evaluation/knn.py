@@ -31,23 +31,15 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from siampose_jax import sharding
+from siampose_jax.normalize import l2_normalize
 
 # How often each kernel body was traced; tests use it to check that a search compiles once per shape.
 TRACE_COUNTS = collections.Counter()
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-
-
-def default_mesh(axis_name='data'):
-  """A 1-D mesh over all devices (the layout the evaluation uses when none is given)."""
-  return Mesh(np.array(jax.devices()), (axis_name,))
-
-
-def _normalize(x):
-  """Row-wise L2 normalisation in float32; all-zero rows stay zero instead of becoming NaN."""
-  x = x.astype(jnp.float32)
-  return x * lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-24))
 
 
 def _select(scores, indices, k):
@@ -84,7 +76,7 @@ def _prepare_fn(sharding, rows, normalize, dtype):
   def prep(x):
     TRACE_COUNTS['prepare'] += 1
     x = jnp.pad(x, ((0, rows - x.shape[0]), (0, 0)))
-    x = _normalize(x) if normalize else x
+    x = l2_normalize(x.astype(jnp.float32)) if normalize else x
     return x.astype(dtype)
   return jax.jit(prep, out_shardings=sharding)
 
@@ -125,7 +117,7 @@ def _stream_fn(mesh, axis_name, k, qblock, exclude, normalize, dtype):
   def local(state_s, state_i, q, qg, g, gg, offset, n_valid):
     TRACE_COUNTS['stream'] += 1
     chunk, d = g.shape[0], q.shape[1]
-    g = (_normalize(g) if normalize else g).astype(dtype)
+    g = (l2_normalize(g.astype(jnp.float32)) if normalize else g).astype(dtype)
     base = offset + lax.axis_index(axis_name) * chunk
 
     def block(args):
@@ -153,7 +145,7 @@ def _group_codes(query_groups, gallery_groups, num_queries, num_gallery):
   return codes[:num_queries], codes[num_queries:]
 
 
-def knn(queries, gallery, k, *, mesh=None, axis_name='data', chunk_size=8192, query_block=1024,
+def knn(queries, gallery, k, *, mesh=None, axis_name=sharding.DATA_AXIS, chunk_size=8192, query_block=1024,
         compute_dtype='float32', query_groups=None, gallery_groups=None, exclude_same_group=False,
         normalize=True):
   """Exact cosine top-k of each query among the gallery rows.
@@ -163,7 +155,7 @@ def knn(queries, gallery, k, *, mesh=None, axis_name='data', chunk_size=8192, qu
     gallery: [G, D]; a numpy array is streamed from the host chunk by chunk, a `jax.Array` is kept on
       the devices (sharded over `axis_name`).
     k: neighbours per query (1 <= k <= G).
-    mesh: mesh whose `axis_name` axis shards the gallery; default: all devices.
+    mesh: mesh whose `axis_name` axis shards the gallery; default: `sharding.make_mesh()` (all devices).
     chunk_size: gallery rows per device per step (clamped to the per-device share, at least k).
     query_block: queries per score tile (clamped to Q).
     compute_dtype: 'float32' or 'bfloat16' (bf16 operands, float32 accumulation).
@@ -190,7 +182,7 @@ def knn(queries, gallery, k, *, mesh=None, axis_name='data', chunk_size=8192, qu
     raise ValueError(f'k={k} must be between 1 and the gallery size {num_g}')
   if chunk_size < 1 or query_block < 1:
     raise ValueError(f'chunk_size={chunk_size} and query_block={query_block} must be positive')
-  mesh = default_mesh(axis_name) if mesh is None else mesh
+  mesh = sharding.make_mesh() if mesh is None else mesh
   n_dev = mesh.shape[axis_name]
 
   if exclude_same_group:

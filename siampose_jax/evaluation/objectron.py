@@ -1,16 +1,19 @@
-"""The paper's evaluation (shared/DESIGN.md section 5): 1-NN search on device, zero-shot 9-DoF box fitting,
-category accuracy and re-identification; writes Tables 1 and 2 and the raw per-query results.
+"""Objectron evaluation, the paper's Tables 1 and 2 (docs/metrics.md): 1-NN search on device, zero-shot
+9-DoF box fitting, category accuracy and re-identification; writes the tables, the raw per-query results
+and (config.eval.visualize) the figures.
 
 Gallery = training split, queries = the test split (split by video, and on the synthetic default by object
-instance, so neighbours come from other videos of other objects); validation videos are neither. Each method
-(`neighbours`) picks one training frame per query; its 3D box is fitted into the query's camera (`boxfit`) and
+instance, so neighbours come from other videos of other objects); validation videos are neither. Each row
+(`methods`) picks one training frame per query; its 3D box is fitted into the query's camera (`boxfit`) and
 scored by exact 3D IoU against the query's ground truth. Metrics follow the reference's definitions, so that
 numbers can be set beside the paper's; better-behaved variants are extra, named columns.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
+import jax
 import numpy as np
 from absl import logging
 
@@ -18,52 +21,16 @@ from input_pipeline.formats import geometry, paths
 from input_pipeline.formats.frame_record import CATEGORIES
 from input_pipeline.loader import datasets
 from input_pipeline.store import frame_store, ingest
-from siampose_jax import boxfit, checkpointing, convert, embedding, knn, metrics, reports, sharding
-from siampose_jax import neighbours as nb
+from siampose_jax import embedding, reports, sharding
 from siampose_jax import step as step_lib
-from siampose_jax.iou import box_iou_3d
+from siampose_jax.evaluation import boxfit, knn, methods, metrics, tables
+from siampose_jax.evaluation.iou import box_iou_3d
 from siampose_jax.models import simsiam
+from siampose_jax.normalize import l2_normalize
 
 GALLERY_FRACTIONS = (0.1, 0.01)
 # A failed fit counts as the worst viewpoint error in the mean errors (and is also counted on its own).
 FAILED_AZIMUTH_ERROR, FAILED_ELEVATION_ERROR = 180.0, 90.0
-
-
-def variables_for(config, workdir, model, mesh):
-  """(name, variables) of the primary embedding: this run's checkpoint, a path, random or ImageNet."""
-  spec = config.eval.checkpoint
-  if spec.startswith('imagenet:'):
-    m = config.model
-    if (m.backbone, m.width, m.stem) != ('resnet50', 64, 'imagenet'):
-      raise ValueError(f'eval.checkpoint={spec!r} needs model.backbone=resnet50, model.width=64 and '
-                       f'model.stem=imagenet (torchvision\'s layout), not {m.backbone}/{m.width}/{m.stem}')
-    return 'ImageNet embeddings', _imagenet_variables(spec.split(':', 1)[1])
-  state = step_lib.template_state(config, model, mesh, config.seed)
-  if spec == 'random':
-    return 'Random embeddings', {'params': state.params, 'batch_stats': state.batch_stats}
-  state, step = checkpointing.restore_params(spec or workdir, state)
-  logging.info('evaluating the checkpoint at step %d of %s', step, spec or workdir)
-  objective = step_lib.make_objective(config).name
-  name = {'ntxent': 'NT-Xent', 'tcn': 'TCN'}.get(
-      objective, f'Our embeddings ({config.data.pair_mode.replace("_", "-")} pairs)')
-  if objective == 'dual_simsiam':
-    name = ('Our embeddings (combined: nearby head on the pose half for box fitting, distant head on the '
-            'identity half for Re-ID)' if config.model.split_feature else
-            'Our embeddings (combined: nearby and distant heads on one feature)')
-  return name, {'params': state.params, 'batch_stats': state.batch_stats}
-
-
-def _imagenet_variables(path: str) -> dict:
-  return convert.encoder_variables(convert.load_imagenet_backbone(os.path.expanduser(path)))
-
-
-def random_variables(config, model, mesh):
-  state = step_lib.template_state(config, model, mesh, config.seed + 1)
-  return {'params': state.params, 'batch_stats': state.batch_stats}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple[str, ...] = ()) -> dict:
@@ -115,9 +82,10 @@ def objectron_ap_curves(iou: np.ndarray, category: np.ndarray, scores: np.ndarra
   return metrics.OBJECTRON_THRESHOLDS, curves
 
 
-def _table1_row(name: str, res: dict, queries: dict) -> dict:
-  return {'method': name, **per_category_ap(res['iou'], queries['category']), 'failed_fits': res['failed'],
-          'azimuth_error': float(res['azimuth_error'].mean()),
+def _table1_row(m: methods.Method, res: dict, queries: dict, name: str | None = None,
+                key: methods.RowKey | None = None) -> dict:
+  return {'row': str(key or m.key), 'method': name or m.name, **per_category_ap(res['iou'], queries['category']),
+          'failed_fits': res['failed'], 'azimuth_error': float(res['azimuth_error'].mean()),
           'elevation_error': float(res['elevation_error'].mean())}
 
 
@@ -132,6 +100,16 @@ def gallery_and_queries(config) -> tuple[frame_store.FrameStore, dict, dict]:
 
 
 def evaluate(config, workdir: str) -> dict[str, str]:
+  """Tables 1 and 2 (every row, `methods`), the primary row's per-query files, and the figures; returns the
+  written files. The entry point of the Objectron evaluation."""
+  written = evaluate_tables(config, workdir)
+  if config.eval.visualize and jax.process_index() == 0:
+    from siampose_jax.evaluation import figures  # pylint: disable=g-import-not-at-top (OpenCV, matplotlib)
+    written.update(figures.visualize(workdir, config=config))
+  return written
+
+
+def evaluate_tables(config, workdir: str) -> dict[str, str]:
   """Runs every method and baseline on the frame store of `config.data`; returns the written files."""
   workdir = str(paths.resolve(workdir))  # local or gs://: the writers in reports.py use etils.epath
   paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
@@ -143,60 +121,64 @@ def evaluate(config, workdir: str) -> dict[str, str]:
   model = step_lib.make_model(config)
   chunk = config.eval.knn_chunk
 
-  def embedding_method(name, variables, net=model):
+  def embedding_method(key, name, variables, net=model):
     """Embeds gallery and queries with `net` (on device, in batches) for 1-NN search."""
     fn = embedding.make_embed_fn(net, mesh)
     g, q = (embedding.embed_images(fn, variables, x['image'], mesh, config.eval.batch_size,
                                    desc=f'embedding {what} ({name})')
             for what, x in (('gallery', gallery), ('queries', queries)))
     pose, identity = net.embedding_slices()  # halves of a split combined model, else the whole feature
-    method = nb.embedding_method(name, _unit(g[:, pose]), _unit(q[:, pose]), mesh=mesh, chunk_size=chunk)
-    method.reid_embeddings = _unit(q[:, identity])
+    method = methods.embedding_method(key, name, l2_normalize(g[:, pose]), l2_normalize(q[:, pose]), mesh=mesh,
+                                      chunk_size=chunk)
+    method.reid_embeddings = l2_normalize(q[:, identity])
     return method
 
-  primary, variables = variables_for(config, workdir, model, mesh)
-  embedded = [embedding_method(primary, variables)]
-  if primary != 'Random embeddings':
-    embedded.append(embedding_method('Random embeddings', random_variables(config, model, mesh)))
-  if config.eval.imagenet_weights and primary != 'ImageNet embeddings':
+  primary = embedding_method(*methods.primary_embedding(config, workdir, model, mesh))
+  embedded = [primary]
+  if primary.key.source != methods.RANDOM_INIT:
+    key = methods.RowKey(methods.RANDOM_INIT)
+    embedded.append(embedding_method(key, key.name(), methods.random_init_variables(config, model, mesh)))
+  if config.eval.imagenet_weights and primary.key.source != methods.IMAGENET:
     # The torchvision ResNet-50 baseline beside this run's own model, on the same crops.
     net = simsiam.SimSiam(backbone='resnet50', width=64, stem='imagenet', use_predictor=False)
-    embedded.append(embedding_method('ImageNet embeddings',
-                                     _imagenet_variables(config.eval.imagenet_weights), net))
+    key = methods.RowKey(methods.IMAGENET)
+    embedded.append(embedding_method(key, key.name(), methods.imagenet_variables(config.eval.imagenet_weights),
+                                     net))
   symmetric = tuple(config.eval.symmetric_categories)
-  methods = embedded + [nb.random_method(name, gallery['category'], queries['category'], config.seed, in_cat)
-                         for name, in_cat in nb.RANDOM_BASELINES]
-  methods.append(nb.oracle_method(gallery, queries, symmetric))
-  methods += [nb.within_category_method(m, gallery['category'], queries['category'], mesh=mesh, chunk_size=chunk)
-              for m in embedded]
+  rows = embedded + [methods.random_method(key, gallery['category'], queries['category'], config.seed)
+                     for key in methods.RANDOM_BASELINES]
+  rows.append(methods.oracle_method(gallery, queries, symmetric))
+  rows += [methods.within_category_method(m, gallery['category'], queries['category'], mesh=mesh,
+                                          chunk_size=chunk) for m in embedded]
 
   full = np.ones(len(gallery['category']), bool)
   table1, table2, written = [], [], {}
-  for m in methods:
+  for m in rows:
     nn, score = m.neighbours(full)
     res = fit_and_score(gallery, queries, nn, symmetric)
-    table1.append(_table1_row(m.name, res, queries))
+    table1.append(_table1_row(m, res, queries))
     logging.info('%s: 3D AP@0.5 overall %.3f (%d of %d fits failed)', m.name, table1[-1]['overall'],
                  res['failed'], len(nn))
     if m.embeddings is not None:
       reid = metrics.reid_metrics(m.reid_embeddings, queries['video'], queries['frame_id'])
       _, curves = objectron_ap_curves(res['iou'], queries['category'], score)
       table2.append({
-          'method': m.name, 'overall_3d_ap': table1[-1]['overall'],
+          'row': str(m.key), 'method': m.name, 'overall_3d_ap': table1[-1]['overall'],
           'classif_acc': 100 * metrics.knn_accuracy(gallery['category'][nn], queries['category']),
           'reid_map': reid['reid_map'], 'reid_ap_self_excluded': reid['reid_ap_self_excluded'],
           'reid_top1': reid['top1'], 'frame_jitter': reid['frame_jitter'],
           'objectron_ap50': float(curves['mean'][np.argmin(np.abs(metrics.OBJECTRON_THRESHOLDS - 0.5))])})
-    if m.name == primary:
+    if m is primary:
       res['reid'] = reid['per_query']
       written.update(_write_primary_details(workdir, store, gallery, queries, m, res, score))
       written.update(_write_retrieval_modes(workdir, gallery, queries, *m.embeddings, mesh, symmetric))
+      total = len(np.unique(gallery['video']))
       for frac in GALLERY_FRACTIONS:
-        mask, kept = nb.gallery_subset(gallery['video'], frac, config.seed)
+        mask, kept = methods.gallery_subset(gallery['video'], frac, config.seed)
         sub = fit_and_score(gallery, queries, m.neighbours(mask)[0], symmetric)
-        table1.append(_table1_row(f'{m.name} ({frac:.0%} of videos: {kept} of '
-                                  f'{len(np.unique(gallery["video"]))})', sub, queries))
-  written.update(reports.write_tables(workdir, table1, table2, categories=CATEGORIES))
+        key = dataclasses.replace(m.key, gallery_fraction=frac)
+        table1.append(_table1_row(m, sub, queries, key.name(m.name, (kept, total)), key))
+  written.update(tables.write_tables(workdir, table1, table2, categories=CATEGORIES))
   return written
 
 
@@ -263,7 +245,7 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
       'embeddings_npz': embeddings_npz, 'fits_npz': fits_npz,
       'ap_curve_csv': reports.write_csv(os.path.join(workdir, 'ap_curve.csv'), curve_rows,
                                         ['iou_threshold'] + list(curves)),
-      'ap_curve_png': reports.plot_ap_curve(
+      'ap_curve_png': tables.plot_ap_curve(
           os.path.join(workdir, 'ap_curve.png'), thresholds, curves,
           f'azimuth err {res["azimuth_error"].mean():.1f}°, elevation err {res["elevation_error"].mean():.1f}° '
           f'({failed} failed fits counted as {FAILED_AZIMUTH_ERROR:.0f}°/{FAILED_ELEVATION_ERROR:.0f}°)'),

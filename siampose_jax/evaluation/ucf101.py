@@ -1,4 +1,4 @@
-"""UCF101 action retrieval, the paper's Table 3 (shared/DESIGN.md section 5).
+"""UCF101 action retrieval, the paper's Table 3 (docs/metrics.md).
 
 Each clip is embedded from N frames sampled uniformly over its length (the centres of N equal segments):
 the backbone's L2-normalised features of the un-augmented frames, pooled (mean or max over the frames,
@@ -19,8 +19,10 @@ from input_pipeline.formats import paths
 from input_pipeline.loader import datasets
 from input_pipeline.store import crops
 from input_pipeline.store import frame_store
-from siampose_jax import embedding, evaluate, knn, reports, sharding
+from siampose_jax import embedding, reports, sharding
 from siampose_jax import step as step_lib
+from siampose_jax.evaluation import knn, methods, metrics, tables
+from siampose_jax.normalize import l2_normalize
 
 RECALL_KS = (1, 5, 10, 20, 50)
 POOLINGS = ('mean', 'max')
@@ -55,23 +57,18 @@ def pool(frame_embeddings: np.ndarray, num_frames: int, pooling: str = 'mean') -
   if pooling not in POOLINGS:
     raise ValueError(f'data.ucf101.pooling={pooling!r}: expected one of {POOLINGS}')
   x = frame_embeddings.reshape(-1, num_frames, frame_embeddings.shape[-1])
-  x = x.mean(1) if pooling == 'mean' else x.max(1)
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def recall_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray, ks=RECALL_KS) -> dict[int, float]:
-  """R@k: the fraction of queries with their label among their first k neighbours ([Q, K], best
-  first; k past K counts all K)."""
-  hits = np.cumsum(neighbour_labels == np.asarray(query_labels)[:, None], axis=1) > 0
-  return {k: float(hits[:, min(k, hits.shape[1]) - 1].mean()) for k in ks}
+  return l2_normalize(x.mean(1) if pooling == 'mean' else x.max(1))
 
 
 def retrieve(query_embeddings, gallery_embeddings, query_labels, gallery_labels, ks=RECALL_KS, *, mesh=None,
              chunk_size: int = 65536) -> tuple[dict[int, float], np.ndarray]:
-  """(R@k per k, neighbour indices [Q, K]) of cosine retrieval on device, K = min(max(ks), gallery)."""
+  """(R@k per k, neighbour indices [Q, K]) of cosine retrieval on device, K = min(max(ks), gallery).
+
+  A k beyond the gallery size retrieves the whole gallery: its R@k is R@K."""
   k = min(max(ks), len(gallery_embeddings))
   _, nn = knn.knn(query_embeddings, gallery_embeddings, k, mesh=mesh, chunk_size=chunk_size)
-  return recall_at_k(np.asarray(gallery_labels)[nn], query_labels, ks), nn
+  recall = metrics.recall_at_k(np.asarray(gallery_labels)[nn], query_labels, sorted({min(j, k) for j in ks}))
+  return {j: recall[min(j, k)] for j in ks}, nn
 
 
 def chance_recall_at_1(query_labels: np.ndarray, gallery_labels: np.ndarray) -> float:
@@ -80,8 +77,9 @@ def chance_recall_at_1(query_labels: np.ndarray, gallery_labels: np.ndarray) -> 
   return float(np.mean(share[query_labels] / len(gallery_labels)))
 
 
-def evaluate_retrieval(config, workdir: str) -> dict[str, str]:
-  """Table 3 (table3.md/.csv) and per-query neighbours (retrieval_per_query.csv); returns the written files."""
+def evaluate(config, workdir: str) -> dict[str, str]:
+  """Table 3 (table3.md/.csv) and per-query neighbours (retrieval_per_query.csv); returns the written files.
+  The entry point of the UCF101 evaluation."""
   workdir = str(paths.resolve(workdir))
   paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh(config.num_devices or None)
@@ -97,19 +95,20 @@ def evaluate_retrieval(config, workdir: str) -> dict[str, str]:
 
   model = step_lib.make_model(config)
   embed_fn = embedding.make_embed_fn(model, mesh)
-  primary, variables = evaluate.variables_for(config, workdir, model, mesh)
-  methods = [(primary, variables)]
-  if primary != 'Random embeddings':
-    methods.append(('Random embeddings', evaluate.random_variables(config, model, mesh)))
+  primary = methods.primary_embedding(config, workdir, model, mesh)
+  embedded = [primary]
+  if primary[0].source != methods.RANDOM_INIT:
+    key = methods.RowKey(methods.RANDOM_INIT)
+    embedded.append((key, key.name(), methods.random_init_variables(config, model, mesh)))
   rows, written = [], {}
-  for name, variables in methods:
+  for key, name, variables in embedded:
     g, q = (pool(embedding.embed_images(embed_fn, variables, x['image'], mesh, config.eval.batch_size,
                                         desc=f'embedding {what} ({name})'), u.clip_frames, u.pooling)
             for what, x in (('gallery', gallery), ('queries', queries)))
     recall, nn = retrieve(q, g, queries['label'], gallery['label'], mesh=mesh, chunk_size=config.eval.knn_chunk)
-    rows.append({'method': name, **{f'r{k}': 100 * v for k, v in recall.items()}})
+    rows.append({'row': str(key), 'method': name, **{f'r{k}': 100 * v for k, v in recall.items()}})
     logging.info('%s: %s', name, ', '.join(f'R@{k} {100 * v:.1f}' for k, v in recall.items()))
-    if name == primary:
+    if key == primary[0]:
       per_query = [{'video_id': queries['video_ids'][i], 'class': classes[queries['label'][i]],
                     **{f'neighbour{j + 1}': gallery['video_ids'][nn[i, j]] for j in range(min(5, nn.shape[1]))},
                     'hit_at_1': int(gallery['label'][nn[i, 0]] == queries['label'][i])}
@@ -123,5 +122,5 @@ def evaluate_retrieval(config, workdir: str) -> dict[str, str]:
            f'{u.clip_frames} uniformly sampled frames\' L2-normalised backbone features; a random ranking '
            f'scores R@1 = '
            f'{100 * chance_recall_at_1(queries["label"], gallery["label"]):.1f}.',)
-  written.update(reports.write_table3(workdir, rows, notes=notes))
+  written.update(tables.write_table3(workdir, rows, notes=notes))
   return written

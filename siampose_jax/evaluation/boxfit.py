@@ -1,6 +1,6 @@
 """Zero-shot 9-DoF box fitting: move a retrieved neighbour's 3D box into the query's camera.
 
-The reference's procedure (shared/DESIGN.md section 5), given the query's oracle 2D box, ground plane and
+The reference's procedure (docs/metrics.md), given the query's oracle 2D box, ground plane and
 projection: rotate the neighbour's box about its centre so that its ground-plane normal becomes the query's;
 keep its centre's height above its own plane; put the centre where the ray through the query's 2D box centre
 (shifted by where the neighbour's projected centre sat in its own 2D box, in box-size units) meets the query's
@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from input_pipeline.formats import geometry
-from siampose_jax import iou
+from siampose_jax.evaluation import iou
+from siampose_jax.normalize import l2_normalize
 
 _EPS = 1e-12
 
@@ -32,11 +33,12 @@ def box_2d(points_2d, clip: bool = False):
 
 
 def _unit(v, name):
+  """Unit vectors along the last axis; a zero-length one is an error naming `name` and the queries."""
   v = np.asarray(v, np.float64)
-  norm = np.linalg.norm(v, axis=-1, keepdims=True)
-  if np.any(norm < _EPS):
-    raise ValueError(f'boxfit: {name} has zero-length vectors at {_where(norm[..., 0] < _EPS)}')
-  return v / norm
+  short = np.linalg.norm(v, axis=-1) < _EPS
+  if np.any(short):
+    raise ValueError(f'boxfit: {name} has zero-length vectors at {_where(short)}')
+  return l2_normalize(v)
 
 
 def _where(mask):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from siampose_jax import embedding, knn, metrics
+from siampose_jax import embedding
+from siampose_jax.evaluation import metrics
 
 
 class OnlineKNN:
@@ -29,10 +30,9 @@ class OnlineKNN:
   def __call__(self, state) -> dict[str, float]:
     g = self.embed(state, self.gallery['image'])
     q = self.embed(state, self.queries['image'])
-    _, idx = knn.knn(q, g, k=1, mesh=self.mesh)
-    pred = self.gallery['category'][idx[:, 0]]
-    return {'knn_category_acc': float(np.mean(pred == self.queries['category'])),
-            'embedding_rank': metrics.effective_rank(g)}
+    accuracy = metrics.nn_category_accuracy(q, self.queries['category'], g, self.gallery['category'],
+                                            mesh=self.mesh)
+    return {'knn_category_acc': accuracy, 'embedding_rank': metrics.effective_rank(g)}
 
 
 PER_VIDEO_KEYS = ('video_ids',)  # indexed by video, not by frame: kept whole

@@ -1,6 +1,6 @@
 """Evaluation metrics: 3D box accuracy (the paper's and Objectron's), re-identification, retrieval.
 
-All functions take numpy arrays and return plain floats / numpy arrays. Definitions (DESIGN.md section 5):
+All functions take numpy arrays and return plain floats / numpy arrays. Definitions (docs/metrics.md):
   * paper "AP@0.5": fraction of queries whose 3D IoU exceeds 0.5;
   * Objectron's AP curve (objectron/dataset/{eval,metrics}.py): for each of 21 IoU thresholds, every query
     is one prediction that hits when IoU >= threshold (Objectron's `HitMiss` is inclusive); hits and misses
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from input_pipeline.formats import geometry
-from siampose_jax import knn as knn_lib
+from siampose_jax.evaluation import knn as knn_lib
+from siampose_jax.normalize import l2_normalize
 
 OBJECTRON_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 
@@ -131,7 +132,7 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=None):
   if n < 2 or video_ids.shape != (n,) or frame_ids.shape != (n,):
     raise ValueError(f'embeddings {emb.shape}, video_ids {video_ids.shape}, frame_ids {frame_ids.shape}: '
                      'need [N, D] with N >= 2 and [N] ids')
-  emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+  emb = l2_normalize(emb)
   block = block or max(1, min(256, REID_BLOCK_ELEMENTS // n))
   _, video = np.unique(video_ids, return_inverse=True)
   video_size = np.bincount(video)
