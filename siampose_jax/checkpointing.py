@@ -6,12 +6,18 @@ Portable across device and process counts: arrays are restored into the sharding
 the worker count changed (data.worker_count=-1 follows the machine's cores), the iterator is instead
 positioned at the checkpoint's step (the loader's batch i is a pure function of i, whatever the process
 and worker counts; see input_pipeline/loader/datasets.py), with a warning.
+
+Faults: a checkpoint that cannot be written (a full disk) stops the run with a `CheckpointError` (`save`,
+`wait`).
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import threading
+import weakref
 
 import grain
 import jax
@@ -33,11 +39,70 @@ def make_manager(workdir, *, keep: int = 3, save_interval_steps: int = 1) -> ocp
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=('state', 'data'))
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be written (a full disk)."""
+
+
+_WRITING = weakref.WeakKeyDictionary()  # manager -> the step its background save is writing
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, data_iterator, *, force: bool = False) -> bool:
+  """Starts saving `step` (Orbax writes in the background). A write that fails, here or in the background
+  (reported by the next `save` or `wait`), raises a CheckpointError naming its step and the last good one."""
+  wait(manager)
   args = {'state': ocp.args.StandardSave(state)}
   if data_iterator is not None:
     args['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-  return manager.save(step, args=ocp.args.Composite(**args), force=force)
+  try:
+    saved = manager.save(step, args=ocp.args.Composite(**args), force=force)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _write_error(manager, step, e) from e
+  if saved:
+    _WRITING[manager] = step
+  return saved
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """`manager.wait_until_finished()`, a failed background write raised as a CheckpointError."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _write_error(manager, _WRITING.get(manager), e) from e
+  finally:
+    _WRITING.pop(manager, None)
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+  """An error and the ones it was raised from or while handling, outermost first."""
+  chain = []
+  while e is not None and all(e is not c for c in chain):
+    chain.append(e)
+    e = e.__cause__ or e.__context__
+  return chain
+
+
+def _reason(e: BaseException) -> str:
+  """The innermost error of a chain (Orbax and tensorstore wrap the one that says what happened), short."""
+  e = _chain(e)[-1]
+  lines = str(e).strip().splitlines()
+  return f'{type(e).__name__}: {lines[0][:400] if lines else ""}'
+
+
+def _disk_full(e: BaseException) -> bool:
+  """Whether an error chain says the disk is full (tensorstore raises ValueError naming the OS error)."""
+  codes = (errno.ENOSPC, errno.EDQUOT)
+  return any((isinstance(c, OSError) and c.errno in codes) or any(os.strerror(n) in str(c) for n in codes)
+             for c in _chain(e))
+
+
+def _write_error(manager: ocp.CheckpointManager, step: int | None, e: BaseException) -> CheckpointError:
+  good = [s for s in manager.all_steps() if s != step]  # Orbax drops a failed step from its list
+  last = (f'the last good checkpoint, step {max(good)}, is left as it was' if good else
+          'no checkpoint was saved before it: the run starts again from step 0')
+  what, fix = ('the disk is full', 'Free some space') if _disk_full(e) else ('the write failed', 'Fix the cause')
+  return CheckpointError(
+      f'could not save the checkpoint of step {step} in {manager.directory}: {what} ({_reason(e)}). '
+      f'Stopped; {last}. {fix} and rerun the same command to resume')
 
 
 def _abstract(tree):

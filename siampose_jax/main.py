@@ -66,11 +66,12 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info('config:\n%s', config)
   written = {}
-  from siampose_jax import train  # pylint: disable=g-import-not-at-top (after flags are parsed)
+  from siampose_jax import checkpointing, train  # pylint: disable=g-import-not-at-top (after flags are parsed)
   if config.mode in ('train', 'train_and_eval'):
     try:
       result = train.train_and_evaluate(config, workdir)
-    except FloatingPointError as e:  # config.train.on_nonfinite=stop: a clear message, exit status 1
+    except (FloatingPointError, checkpointing.CheckpointError) as e:
+      # config.train.on_nonfinite=stop, or a checkpoint that cannot be saved: a clear message, exit status 1
       sys.exit(f'error: {e}')
     written.update({k: v for k, v in result['metrics'].items() if isinstance(v, str)})
     logging.info('final metrics: %s', {k: v for k, v in result['metrics'].items()

@@ -2,10 +2,13 @@
 the process-level halves of the checkpoint and workdir protections (the rest is in test_checkpointing.py)."""
 from __future__ import annotations
 
+import os
 import re
-import signal
-import time
+import subprocess
+import sys
 
+import jax
+import numpy as np
 import psutil
 
 from tests import runs
@@ -44,3 +47,41 @@ def test_sigkill_of_the_trainer_ends_its_loader_workers(cache_dir, tmp_path):
       except psutil.NoSuchProcess:
         pass
     proc.communicate(timeout=30)
+
+
+FULL_AT_STEP = 9
+
+_FULL_DISK_DRIVER = f'''
+import errno, os, sys
+from absl import app
+from etils import epath
+from siampose_jax import main
+real_write = epath.gpath.PosixGPath.write_text
+def full_disk(path, *args, **kwargs):  # where Orbax writes, in its background thread, as a full disk fails
+  if '/checkpoints/{FULL_AT_STEP}.orbax-checkpoint-tmp/state.orbax-checkpoint-tmp/' in os.fspath(path):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+  return real_write(path, *args, **kwargs)
+epath.gpath.PosixGPath.write_text = full_disk
+sys.argv[0] = 'siampose_jax.main'
+app.run(main.main)
+'''
+
+
+def test_a_full_disk_during_a_save_stops_the_run_and_keeps_the_last_good_checkpoint(cache_dir, reference_run,
+                                                                                     tmp_path):
+  ref_dir, _ = reference_run
+  workdir = str(tmp_path / 'full')
+  out = subprocess.run([sys.executable, '-c', _FULL_DISK_DRIVER, *runs.cli_args(cache_dir, workdir)],
+                       cwd=runs.REPO, env=dict(os.environ, JAX_PLATFORMS='cpu'), capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 1, out.stderr[-3000:]
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  assert (f'error: could not save the checkpoint of step {FULL_AT_STEP} in {checkpoints}: the disk is full '
+          '(OSError: [Errno 28] No space left on device') in out.stderr, out.stderr[-3000:]
+  assert 'the last good checkpoint, step 6, is left as it was' in out.stderr
+  assert runs.checkpoint_steps(workdir) == [3, 6]
+  got, _ = runs.checkpoint(workdir, 6)
+  want, _ = runs.checkpoint(ref_dir, 6)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert not os.path.exists(os.path.join(workdir, 'table1.md'))  # and no evaluation after it
