@@ -7,8 +7,8 @@ the worker count changed (data.worker_count=-1 follows the machine's cores), the
 positioned at the checkpoint's step (the loader's batch i is a pure function of i, whatever the process
 and worker counts; see input_pipeline/loader/datasets.py), with a warning.
 
-Faults: a checkpoint that cannot be written (a full disk) stops the run with a `CheckpointError` (`save`,
-`wait`).
+Faults (docs/reliability.md): a resume skips a damaged latest checkpoint (`resume`), and a checkpoint that
+cannot be written (a full disk) stops the run with a `CheckpointError` (`save`, `wait`).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import threading
+import time
 import weakref
 
 import grain
@@ -40,7 +41,7 @@ def make_manager(workdir, *, keep: int = 3, save_interval_steps: int = 1) -> ocp
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint that cannot be written (a full disk)."""
+  """A checkpoint that cannot be written (a full disk), or a workdir none of whose checkpoints restores."""
 
 
 _WRITING = weakref.WeakKeyDictionary()  # manager -> the step its background save is writing
@@ -127,6 +128,55 @@ def restore(manager: ocp.CheckpointManager, state, data_iterator=None, step: int
   if data_iterator is not None and not same_processes:
     position_iterator(data_iterator, step)
   return restored['state'], step
+
+
+def resume(manager: ocp.CheckpointManager, state, data_iterator):
+  """`restore` of the newest checkpoint that restores, for a run that goes on from it: (state, step), or
+  (state, None) when there is none.
+
+  A damaged newer one (a truncated or missing file, an empty step directory: a disk filled or a copy cut
+  short) is named in a warning and moved into checkpoints_damaged/ beside checkpoints/, never deleted: the
+  run saves that step number again, which Orbax refuses while it exists. When none restores, raises a
+  CheckpointError listing each step tried and why, and moves nothing.
+  """
+  failed = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state_at_step, _ = restore(manager, state, data_iterator, step)
+    except Exception as e:  # pylint: disable=broad-except  (tensorstore's errors, KeyError, JSON, OSError...)
+      failed.append((step, _reason(e)))
+      logging.warning('checkpoint step %d in %s does not restore (%s): trying the one before', step,
+                      manager.directory, failed[-1][1])
+      continue
+    if jax.process_count() > 1:  # all processes read the same files, so they fail alike; make sure
+      multihost_utils.assert_equal(step, 'the processes restored different checkpoint steps')
+    if failed:
+      _move_aside(manager, [s for s, _ in failed], step)
+    return state_at_step, step
+  if failed:
+    tried = '; '.join(f'step {s}: {why}' for s, why in failed)
+    raise CheckpointError(f'no checkpoint in {manager.directory} restores (tried {tried}). Nothing was moved '
+                          'or deleted; remove or repair them, or train in another --workdir')
+  return state, None
+
+
+def damaged_dir(manager: ocp.CheckpointManager) -> epath.Path:
+  return epath.Path(manager.directory).parent / 'checkpoints_damaged'
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps: list[int], resumed: int) -> None:
+  """Moves damaged step directories to checkpoints_damaged/<step>-<UTC time> (process 0; the others wait)."""
+  stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+  if jax.process_index() == 0:
+    damaged_dir(manager).mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      dst = damaged_dir(manager) / f'{step}-{stamp}'
+      (epath.Path(manager.directory) / str(step)).rename(dst)
+      logging.warning('checkpoint step %d is damaged: moved to %s (not deleted); resuming from step %d, the '
+                      'newest that restores', step, dst, resumed)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('damaged checkpoints moved aside')
+  manager.reload()
 
 
 def restore_params(path, state):

@@ -71,7 +71,7 @@ def main(argv):
     try:
       result = train.train_and_evaluate(config, workdir)
     except (FloatingPointError, checkpointing.CheckpointError) as e:
-      # config.train.on_nonfinite=stop, or a checkpoint that cannot be saved: a clear message, exit status 1
+      # on_nonfinite=stop, a checkpoint that cannot be saved or restored: a clear message, exit status 1
       sys.exit(f'error: {e}')
     written.update({k: v for k, v in result['metrics'].items() if isinstance(v, str)})
     logging.info('final metrics: %s', {k: v for k, v in result['metrics'].items()

@@ -98,10 +98,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   tx, lr_schedule = optim.make_optimizer(config, config.batch_size, total_steps)
   state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
 
-  # --- Checkpoints: resume model, optimiser and data iterator together; a checkpoint that cannot be saved
-  # stops the run (CheckpointError).
+  # --- Checkpoints: resume model, optimiser and data iterator together, from the newest checkpoint that
+  # restores (a damaged one is moved aside); a checkpoint that cannot be saved stops the run (CheckpointError).
   manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints)
-  state, restored_step = checkpointing.restore(manager, state, data_iter)
+  state, restored_step = checkpointing.resume(manager, state, data_iter)
   start_step = restored_step or 0
   if restored_step is not None:
     logging.info('resumed from %s at step %d', manager.directory, restored_step)

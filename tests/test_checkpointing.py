@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 
 import jax
 import numpy as np
@@ -201,7 +202,7 @@ def test_restore_params_from_step_dir_and_workdir(tmp_path, store_path, compiled
     checkpointing.restore_params(str(tmp_path / 'nothing'), state)
 
 
-# --- Faults (docs/reliability.md): a checkpoint that cannot be written.
+# --- Faults (docs/reliability.md): a damaged latest checkpoint, a checkpoint that cannot be written.
 
 def _files(root):
   return sorted((os.path.relpath(os.path.join(d, f), root), os.path.getsize(os.path.join(d, f)))
@@ -228,6 +229,45 @@ def _w(seed):
 
 def _is_w(state, seed):
   return np.array_equal(np.asarray(state['w']), np.asarray(_w(seed)['w']))
+
+
+@pytest.mark.parametrize('damage', [runs.truncated_array_file, runs.deleted_file, runs.empty_step_dir])
+def test_resume_falls_back_from_a_damaged_latest_checkpoint_and_moves_it_aside(damage, tmp_path, store_path,
+                                                                               caplog):
+  workdir = str(tmp_path)
+  batches, fresh_iterator = _saved_steps(store_path, workdir, (1, 2))
+  damage(os.path.join(workdir, 'checkpoints', '2'))
+  damaged_files = _files(os.path.join(workdir, 'checkpoints', '2'))
+  manager = checkpointing.make_manager(workdir)
+  it = fresh_iterator()
+  with caplog.at_level('WARNING'):
+    state, step = checkpointing.resume(manager, _w(0), it)
+  assert step == 1 and _is_w(state, 1)
+  np.testing.assert_array_equal(next(it)['view1'], batches[1])  # the data iterator of step 1 too
+  assert 'checkpoint step 2 in ' in caplog.text and 'does not restore' in caplog.text
+  (moved,) = os.listdir(checkpointing.damaged_dir(manager))  # moved aside whole, not deleted
+  assert moved.startswith('2-') and f'checkpoint step 2 is damaged: moved to {moved}' in caplog.text.replace(
+      str(checkpointing.damaged_dir(manager)) + '/', '')
+  assert _files(checkpointing.damaged_dir(manager) / moved) == damaged_files
+  # The run goes on past it: step 2 is saved again (Orbax refuses a step that exists) and restores.
+  assert manager.all_steps() == [1]
+  checkpointing.save(manager, 2, _w(2), it, force=True)
+  checkpointing.wait(manager)
+  state, step = checkpointing.resume(checkpointing.make_manager(workdir), _w(0), fresh_iterator())
+  assert step == 2 and _is_w(state, 2)
+
+
+def test_resume_with_no_restorable_checkpoint_stops_listing_each_step_tried(tmp_path, store_path):
+  workdir = str(tmp_path)
+  _saved_steps(store_path, workdir, (1, 2))
+  runs.truncated_array_file(os.path.join(workdir, 'checkpoints', '2'))
+  runs.empty_step_dir(os.path.join(workdir, 'checkpoints', '1'))
+  before = _files(workdir)
+  manager = checkpointing.make_manager(workdir)
+  with pytest.raises(checkpointing.CheckpointError, match='no checkpoint in .* restores') as e:
+    checkpointing.resume(manager, _w(0), None)
+  assert re.search(r'tried step 2: \w+Error: .+; step 1: KeyError: .+', str(e.value)), str(e.value)
+  assert _files(workdir) == before  # nothing moved or deleted
 
 
 @pytest.mark.parametrize('item', ['state', 'data'])

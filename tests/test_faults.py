@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import jax
 import numpy as np
 import psutil
 
+from siampose_jax import train
 from tests import runs
 
 
@@ -47,6 +49,29 @@ def test_sigkill_of_the_trainer_ends_its_loader_workers(cache_dir, tmp_path):
       except psutil.NoSuchProcess:
         pass
     proc.communicate(timeout=30)
+
+
+def test_a_rerun_goes_on_from_the_last_good_checkpoint_past_a_truncated_latest_one(cache_dir, reference_run,
+                                                                                 tmp_path, caplog):
+  """The reference run's workdir with the array data of its latest checkpoint cut in half: training resumes
+  from the one before, moves the damaged one aside, and ends exactly where the reference ended."""
+  ref_dir, _ = reference_run
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(ref_dir, workdir)
+  assert runs.checkpoint_steps(workdir) == [6, 9, runs.TOTAL_STEPS]
+  damaged = os.path.join(workdir, 'checkpoints', str(runs.TOTAL_STEPS))
+  runs.truncated_array_file(damaged)
+  with caplog.at_level('WARNING'):
+    result = train.train_and_evaluate(runs.short_config(cache_dir), workdir)
+  assert result['metrics']['final_step'] == runs.TOTAL_STEPS
+  assert f'checkpoint step {runs.TOTAL_STEPS} is damaged: moved to ' in caplog.text
+  (moved,) = os.listdir(os.path.join(workdir, 'checkpoints_damaged'))
+  assert moved.startswith(f'{runs.TOTAL_STEPS}-')
+  assert runs.checkpoint_steps(workdir) == [6, 9, runs.TOTAL_STEPS]
+  got, _ = runs.checkpoint(workdir)
+  want, _ = runs.checkpoint(ref_dir)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 FULL_AT_STEP = 9
