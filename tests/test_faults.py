@@ -2,9 +2,12 @@
 the process-level halves of the checkpoint and workdir protections (the rest is in test_checkpointing.py)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 
@@ -110,3 +113,30 @@ def test_a_full_disk_during_a_save_stops_the_run_and_keeps_the_last_good_checkpo
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
     np.testing.assert_array_equal(a, b)
   assert not os.path.exists(os.path.join(workdir, 'table1.md'))  # and no evaluation after it
+
+
+def test_a_second_run_on_a_held_workdir_stops_at_once_and_the_first_finishes(cache_dir, tmp_path):
+  """The first run is paused (SIGSTOP) while the second starts, so that it is surely alive then, however
+  slow the machine; it still holds the workdir, and goes on to the end once resumed."""
+  workdir = str(tmp_path / 'run')
+  first = runs.popen_cli(*runs.cli_args(cache_dir, workdir, '--config.mode=train'))
+  try:
+    _wait_for(first, r'step 1/\d+ \|')
+    first.send_signal(signal.SIGSTOP)
+    second = runs.cli(*runs.cli_args(cache_dir, workdir, '--config.mode=train', '--config.seed=1'))
+    first.send_signal(signal.SIGCONT)
+    _, rest = first.communicate(timeout=300)
+  finally:
+    if first.poll() is None:
+      first.kill()
+  assert second.returncode == 1, second.stderr[-3000:]
+  assert (f'error: {workdir} is in use by another run (host {socket.gethostname()}, pid {first.pid}, '
+          'started ') in second.stderr, second.stderr[-3000:]
+  assert not re.search(r'step \d+/\d+ \|', second.stderr)
+  assert first.returncode == 0, rest[-3000:]
+  assert re.search(rf'step {runs.TOTAL_STEPS}/{runs.TOTAL_STEPS} \|', rest)
+  assert runs.checkpoint_steps(workdir) == [6, 9, runs.TOTAL_STEPS]
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['seed'] == 0  # the second run wrote nothing
+  with open(os.path.join(workdir, 'run.lock')) as f:
+    assert f.read() == ''  # let go of at the end: nothing for a later run to take over
