@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Cloud TPU VM lifecycle for siampose-jax (see launch/README.md):
-#   launch/tpu_vm.sh [--dry-run] create NAME ZONE TYPE | setup NAME ZONE | run NAME ZONE ARGS... | delete NAME ZONE
+#   launch/tpu_vm.sh [--dry-run] create NAME ZONE TYPE | setup NAME ZONE | run NAME ZONE ARGS...
+#                               | logs NAME ZONE [WORKER] | stop NAME ZONE | delete NAME ZONE
+# run starts training detached on every worker (launch/worker.sh: it outlives the ssh session), logs follows
+# the workers' logs, stop sends the run SIGTERM (it checkpoints, then exits) and waits for it to end.
 # --dry-run prints each command (shell-quoted, one per line) instead of running it.
 set -euo pipefail
 dry_run=0
@@ -8,7 +11,7 @@ if [ "${1:-}" = --dry-run ]; then
   dry_run=1
   shift
 fi
-usage='usage: tpu_vm.sh [--dry-run] create|setup|run|delete NAME ZONE [...]'
+usage='usage: tpu_vm.sh [--dry-run] create|setup|run|logs|stop|delete NAME ZONE [...]'
 cmd=${1:?$usage}
 name=${2:?TPU VM name}
 zone=${3:?zone, e.g. us-central2-b}
@@ -29,7 +32,8 @@ do_run() {  # runs its arguments, or prints them with --dry-run
     "$@"
   fi
 }
-ssh_all() { do_run gcloud compute tpus tpu-vm ssh "$name" --zone="$zone" --worker=all --command="$1"; }
+ssh_on() { do_run gcloud compute tpus tpu-vm ssh "$name" --zone="$zone" --worker="$1" --command="$2"; }
+ssh_all() { ssh_on all "$1"; }
 
 case "$cmd" in
   create)
@@ -41,7 +45,11 @@ case "$cmd" in
     ssh_all 'mkdir -p ~/siampose_jax && tar -C ~/siampose_jax -xzf ~/siampose_jax.tgz && cd ~/siampose_jax && python3 -m venv .venv && . .venv/bin/activate && pip install -q -e ".[tpu]"' ;;
   run)
     args=$(printf ' %q' "$@")
-    ssh_all "cd ~/siampose_jax && . .venv/bin/activate && SIAMPOSE_DISTRIBUTED=1 python -m siampose_jax.main$args" ;;
+    ssh_all "cd ~/siampose_jax && bash launch/worker.sh start$args" ;;
+  logs)
+    ssh_on "${1:-all}" 'cd ~/siampose_jax && bash launch/worker.sh logs' ;;
+  stop)
+    ssh_all 'cd ~/siampose_jax && bash launch/worker.sh stop' ;;
   delete)
     do_run gcloud compute tpus tpu-vm delete "$name" --zone="$zone" --quiet ;;
   *) echo "unknown command $cmd; $usage" >&2; exit 2 ;;

@@ -6,12 +6,19 @@ Portable across device and process counts: arrays are restored into the sharding
 the worker count changed (data.worker_count=-1 follows the machine's cores), the iterator is instead
 positioned at the checkpoint's step (the loader's batch i is a pure function of i, whatever the process
 and worker counts; see input_pipeline/loader/datasets.py), with a warning.
+
+Faults (docs/reliability.md): a resume skips a damaged latest checkpoint (`resume`), and a checkpoint that
+cannot be written (a full disk) stops the run with a `CheckpointError` (`save`, `wait`).
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import threading
+import time
+import weakref
 
 import grain
 import jax
@@ -33,11 +40,70 @@ def make_manager(workdir, *, keep: int = 3, save_interval_steps: int = 1) -> ocp
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=('state', 'data'))
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be written (a full disk), or a workdir none of whose checkpoints restores."""
+
+
+_WRITING = weakref.WeakKeyDictionary()  # manager -> the step its background save is writing
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, data_iterator, *, force: bool = False) -> bool:
+  """Starts saving `step` (Orbax writes in the background). A write that fails, here or in the background
+  (reported by the next `save` or `wait`), raises a CheckpointError naming its step and the last good one."""
+  wait(manager)
   args = {'state': ocp.args.StandardSave(state)}
   if data_iterator is not None:
     args['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-  return manager.save(step, args=ocp.args.Composite(**args), force=force)
+  try:
+    saved = manager.save(step, args=ocp.args.Composite(**args), force=force)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _write_error(manager, step, e) from e
+  if saved:
+    _WRITING[manager] = step
+  return saved
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """`manager.wait_until_finished()`, a failed background write raised as a CheckpointError."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _write_error(manager, _WRITING.get(manager), e) from e
+  finally:
+    _WRITING.pop(manager, None)
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+  """An error and the ones it was raised from or while handling, outermost first."""
+  chain = []
+  while e is not None and all(e is not c for c in chain):
+    chain.append(e)
+    e = e.__cause__ or e.__context__
+  return chain
+
+
+def _reason(e: BaseException) -> str:
+  """The innermost error of a chain (Orbax and tensorstore wrap the one that says what happened), short."""
+  e = _chain(e)[-1]
+  lines = str(e).strip().splitlines()
+  return f'{type(e).__name__}: {lines[0][:400] if lines else ""}'
+
+
+def _disk_full(e: BaseException) -> bool:
+  """Whether an error chain says the disk is full (tensorstore raises ValueError naming the OS error)."""
+  codes = (errno.ENOSPC, errno.EDQUOT)
+  return any((isinstance(c, OSError) and c.errno in codes) or any(os.strerror(n) in str(c) for n in codes)
+             for c in _chain(e))
+
+
+def _write_error(manager: ocp.CheckpointManager, step: int | None, e: BaseException) -> CheckpointError:
+  good = [s for s in manager.all_steps() if s != step]  # Orbax drops a failed step from its list
+  last = (f'the last good checkpoint, step {max(good)}, is left as it was' if good else
+          'no checkpoint was saved before it: the run starts again from step 0')
+  what, fix = ('the disk is full', 'Free some space') if _disk_full(e) else ('the write failed', 'Fix the cause')
+  return CheckpointError(
+      f'could not save the checkpoint of step {step} in {manager.directory}: {what} ({_reason(e)}). '
+      f'Stopped; {last}. {fix} and rerun the same command to resume')
 
 
 def _abstract(tree):
@@ -62,6 +128,55 @@ def restore(manager: ocp.CheckpointManager, state, data_iterator=None, step: int
   if data_iterator is not None and not same_processes:
     position_iterator(data_iterator, step)
   return restored['state'], step
+
+
+def resume(manager: ocp.CheckpointManager, state, data_iterator):
+  """`restore` of the newest checkpoint that restores, for a run that goes on from it: (state, step), or
+  (state, None) when there is none.
+
+  A damaged newer one (a truncated or missing file, an empty step directory: a disk filled or a copy cut
+  short) is named in a warning and moved into checkpoints_damaged/ beside checkpoints/, never deleted: the
+  run saves that step number again, which Orbax refuses while it exists. When none restores, raises a
+  CheckpointError listing each step tried and why, and moves nothing.
+  """
+  failed = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state_at_step, _ = restore(manager, state, data_iterator, step)
+    except Exception as e:  # pylint: disable=broad-except  (tensorstore's errors, KeyError, JSON, OSError...)
+      failed.append((step, _reason(e)))
+      logging.warning('checkpoint step %d in %s does not restore (%s): trying the one before', step,
+                      manager.directory, failed[-1][1])
+      continue
+    if jax.process_count() > 1:  # all processes read the same files, so they fail alike; make sure
+      multihost_utils.assert_equal(step, 'the processes restored different checkpoint steps')
+    if failed:
+      _move_aside(manager, [s for s, _ in failed], step)
+    return state_at_step, step
+  if failed:
+    tried = '; '.join(f'step {s}: {why}' for s, why in failed)
+    raise CheckpointError(f'no checkpoint in {manager.directory} restores (tried {tried}). Nothing was moved '
+                          'or deleted; remove or repair them, or train in another --workdir')
+  return state, None
+
+
+def damaged_dir(manager: ocp.CheckpointManager) -> epath.Path:
+  return epath.Path(manager.directory).parent / 'checkpoints_damaged'
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps: list[int], resumed: int) -> None:
+  """Moves damaged step directories to checkpoints_damaged/<step>-<UTC time> (process 0; the others wait)."""
+  stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+  if jax.process_index() == 0:
+    damaged_dir(manager).mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      dst = damaged_dir(manager) / f'{step}-{stamp}'
+      (epath.Path(manager.directory) / str(step)).rename(dst)
+      logging.warning('checkpoint step %d is damaged: moved to %s (not deleted); resuming from step %d, the '
+                      'newest that restores', step, dst, resumed)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('damaged checkpoints moved aside')
+  manager.reload()
 
 
 def restore_params(path, state):

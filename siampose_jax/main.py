@@ -4,6 +4,7 @@ Thin on purpose (flax examples style): flags -> config -> `train.train_and_evalu
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -65,13 +66,25 @@ def main(argv):
   progress.quiet_library_logs()
   workdir = _WORKDIR.value or default_workdir(config)
   logging.info('config:\n%s', config)
+  from siampose_jax import checkpointing, workdir_lock  # pylint: disable=g-import-not-at-top
+  trains = config.mode in ('train', 'train_and_eval')
+  # One run per workdir: held by process 0 from before anything is written there to the end of the command.
+  holding = workdir_lock.hold(workdir) if trains and jax.process_index() == 0 else contextlib.nullcontext()
+  try:
+    with holding:
+      run(config, workdir)
+  except (workdir_lock.WorkdirBusy, FloatingPointError, checkpointing.CheckpointError) as e:
+    # The workdir in use, on_nonfinite=stop, a checkpoint that cannot be saved or restored: a clear message
+    # and exit status 1.
+    sys.exit(f'error: {e}')
+
+
+def run(config, workdir) -> None:
+  """Training and/or evaluation, as config.mode says, then the list of files written."""
   written = {}
   from siampose_jax import train  # pylint: disable=g-import-not-at-top (after flags are parsed)
   if config.mode in ('train', 'train_and_eval'):
-    try:
-      result = train.train_and_evaluate(config, workdir)
-    except FloatingPointError as e:  # config.train.on_nonfinite=stop: a clear message, exit status 1
-      sys.exit(f'error: {e}')
+    result = train.train_and_evaluate(config, workdir)
     written.update({k: v for k, v in result['metrics'].items() if isinstance(v, str)})
     logging.info('final metrics: %s', {k: v for k, v in result['metrics'].items()
                                        if isinstance(v, float)})

@@ -61,7 +61,7 @@ def check_nonfinite(faults, policy: str, manager) -> int:
   (called before each checkpoint, so none holds parameters from after a fault)."""
   count, first = (int(v) for v in jax.device_get(faults))
   if count and policy == 'stop':
-    manager.wait_until_finished()
+    checkpointing.wait(manager)
     raise FloatingPointError(
         f'non-finite loss or gradient norm at step {first} ({count} such steps up to now); stopped '
         f'without saving. The last good checkpoint is step {manager.latest_step()} in {manager.directory} '
@@ -99,9 +99,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   tx, lr_schedule = optim.make_optimizer(config, config.batch_size, total_steps)
   state = step_lib.init_state(model, tx, jax.random.key(config.seed), config.data.image_size, mesh)
 
-  # --- Checkpoints: resume model, optimiser and data iterator together.
+  # --- Checkpoints: resume model, optimiser and data iterator together, from the newest checkpoint that
+  # restores (a damaged one is moved aside); a checkpoint that cannot be saved stops the run (CheckpointError).
   manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints)
-  state, restored_step = checkpointing.restore(manager, state, data_iter)
+  state, restored_step = checkpointing.resume(manager, state, data_iter)
   start_step = restored_step or 0
   if restored_step is not None:
     logging.info('resumed from %s at step %d', manager.directory, restored_step)
@@ -175,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       preempted_at = step
       break
 
-  manager.wait_until_finished()
+  checkpointing.wait(manager)
   preemption.close()
   writer.close()
   if preempted_at is not None:

@@ -1,7 +1,9 @@
-"""Helpers of the end-to-end tests: the short training config, the CLI in a subprocess, checkpoints."""
+"""Helpers of the end-to-end tests: the short training config, the CLI in a subprocess, checkpoints (and
+damage done to them)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -57,3 +59,24 @@ def checkpoint(workdir, step=None, config=None):
 def checkpoint_steps(workdir) -> list[int]:
   d = os.path.join(workdir, 'checkpoints')
   return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+# Damage done to a checkpoint step directory, as faults leave it.
+
+def _largest_file(step_dir):
+  return max((os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs), key=os.path.getsize)
+
+
+def truncated_array_file(step_dir):
+  path = _largest_file(step_dir)  # as a disk filled mid-save leaves it
+  assert f'{os.sep}ocdbt.process_0{os.sep}d{os.sep}' in path  # the array data
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+def deleted_file(step_dir):
+  os.remove(_largest_file(step_dir))  # as an interrupted bucket copy leaves it
+
+
+def empty_step_dir(step_dir):
+  shutil.rmtree(step_dir)
+  os.mkdir(step_dir)

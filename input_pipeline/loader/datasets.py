@@ -11,7 +11,9 @@ The iterator state (grain `get_state()`) is per process: resume with the same pr
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import threading
 from typing import Any
 
 import cv2
@@ -159,11 +161,32 @@ def train_dataset(store_path: str, *, pair_mode: str, image_size: int, global_ba
   return ds.batch(global_batch_size // process_count, drop_remainder=True)
 
 
+def _exit_with_parent() -> None:
+  """Ends this worker process as soon as its parent (the trainer) is gone, however it ended, SIGKILL
+  included: a worker blocked on its full output queue would otherwise live on, re-parented to init.
+
+  A daemon thread waits on the parent's sentinel: the pipe that multiprocessing's spawn start method keeps
+  open in the parent, which the kernel closes when the parent dies (already closed if it died before this
+  runs). Not prctl(PR_SET_PDEATHSIG): that fires when the *thread* that started the worker ends, and Grain
+  starts its workers from prefetch threads that end while training goes on (a set_state restarts them)."""
+  parent = multiprocessing.parent_process()
+  if parent is None:  # not a spawned worker process
+    return
+
+  def watch():
+    parent.join()
+    os._exit(1)  # pylint: disable=protected-access  (no clean-up to run: the consumer is gone)
+
+  threading.Thread(target=watch, name='exit-with-parent', daemon=True).start()
+
+
 def _init_worker(worker_index: int, worker_count: int, nice: int = 0) -> None:
-  """In each worker process: OpenCV single-threaded (64 px images gain nothing from its pool, which
-  only oversubscribes the cores the worker processes share), and optionally a lower priority so that
-  the train step's threads win the cores and the worker fills their idle time."""
+  """In each worker process: exit with the trainer (`_exit_with_parent`), OpenCV single-threaded (64 px
+  images gain nothing from its pool, which only oversubscribes the cores the worker processes share), and
+  optionally a lower priority so that the train step's threads win the cores and the worker fills their
+  idle time."""
   del worker_index, worker_count
+  _exit_with_parent()
   cv2.setNumThreads(1)
   if nice:
     os.nice(nice)
