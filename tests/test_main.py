@@ -49,7 +49,14 @@ def test_train_and_evaluate(cache_dir, reference_run):
       'Random embeddings', 'Random fit', 'Random in-category fit', 'Nearest true viewpoint (oracle)',
       f'{ours} (1-NN within the true category; uses the label)',
       'Random embeddings (1-NN within the true category; uses the label)']
-  assert list(table1[0])[-4:] == ['overall', 'failed_fits', 'azimuth_error', 'elevation_error']
+  assert list(table1[0])[-5:] == ['overall', 'failed_fits', 'rotation_error_median', 'azimuth_error',
+                                  'elevation_error']
+  # The table's median rotation error is the median of the per-query values, failed fits at 180 degrees.
+  per_query = reports.read_csv(written['per_query_csv'])
+  rotation = np.array([r['rotation_error'] for r in per_query])
+  assert table1[0]['rotation_error_median'] == pytest.approx(np.median(rotation))
+  failed = np.array([r['failure'] != '' for r in per_query])
+  assert np.all(rotation[failed] == 180.0) and np.all((rotation[~failed] >= 0) & (rotation[~failed] <= 120.0))
   # The Re-ID mAP of Table 2 is the reference's formula on the test embeddings the evaluation saved.
   from tests.test_metrics import _reference_reid_loop
   saved = np.load(written['embeddings_npz'])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from input_pipeline.formats import geometry
 from siampose_jax.evaluation import metrics
@@ -85,6 +86,47 @@ def test_viewpoint_errors_wrap_azimuth():
   assert el_err == pytest.approx(np.degrees(np.arctan(2 / 3) - np.arctan(1 / 3)))
 
 
+def _boxes(rotations, scale=(0.3, 0.2, 0.5), translation=(0.1, -0.2, -2.0)):
+  return geometry.box_keypoints(rotations, np.broadcast_to(translation, rotations.shape[:-2] + (3,)),
+                                np.broadcast_to(scale, rotations.shape[:-2] + (3,)))
+
+
+def test_rotation_errors_against_scipy_over_the_box_symmetries():
+  """Each error equals the smallest angle, by scipy's rotation vectors, of Rg^T Rp S over the four half
+  turns S that map a box onto itself; a half turn of the truth itself scores 0."""
+  rng = np.random.default_rng(0)
+  truth = Rotation.random(200, random_state=1).as_matrix()
+  pred = truth @ Rotation.random(200, random_state=2).as_matrix()
+  half_turns = [np.diag(d) for d in ([1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1])]
+  want = np.array([min(np.degrees(Rotation.from_matrix(g.T @ p @ s).magnitude()) for s in half_turns)
+                   for g, p in zip(truth, pred)])
+  got = metrics.rotation_errors(_boxes(pred), _boxes(truth))
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert got.max() <= 120.0 + 1e-6  # the largest folded angle over this symmetry group
+  flipped = truth @ half_turns[rng.integers(1, 4)]
+  np.testing.assert_allclose(metrics.rotation_errors(_boxes(flipped), _boxes(truth)), 0.0, atol=1e-4)
+
+
+def test_rotation_errors_about_the_up_axis_for_symmetric_categories():
+  """With up_symmetric, any turn about the box's up axis (y) is free: the error is the smallest angle over
+  those turns (searched in 0.25 degree steps, both up directions), and 0 for a pure turn about up."""
+  truth = Rotation.random(50, random_state=3).as_matrix()
+  pred = truth @ Rotation.random(50, random_state=4).as_matrix()
+  turns = Rotation.from_euler('y', np.arange(0, 360, 0.25)[:, None], degrees=True).as_matrix()
+  flip = np.diag([1.0, -1.0, -1.0])
+  want = np.array([min(np.degrees(Rotation.from_matrix(g.T @ p @ turns @ f).magnitude()).min()
+                       for f in (np.eye(3), flip))
+                   for g, p in zip(truth, pred)])
+  got = metrics.rotation_errors(_boxes(pred), _boxes(truth), up_symmetric=True)
+  np.testing.assert_allclose(got, want, atol=0.2)
+  spun = truth @ Rotation.from_euler('y', 73, degrees=True).as_matrix()
+  np.testing.assert_allclose(metrics.rotation_errors(_boxes(spun), _boxes(truth), True), 0.0, atol=1e-4)
+  assert np.all(metrics.rotation_errors(_boxes(spun), _boxes(truth), False) > 70.0)
+  mixed = metrics.rotation_errors(_boxes(pred[:2]), _boxes(truth[:2]), np.array([True, False]))
+  assert mixed[0] == pytest.approx(got[0]) and mixed[1] == pytest.approx(
+      metrics.rotation_errors(_boxes(pred[1:2]), _boxes(truth[1:2]))[0])
+
+
 # Videos A A B B (frames 0 5 0 3) and one single-frame video C. Cosines: e0.e1 = .8, e0.e2 = .6,
 # e0.e3 = 0, e1.e2 = .96, e1.e3 = .6, e2.e3 = .8; e4 = -e0 is last or tied-last for everyone.
 #   q0: e1(A) e2 e3 e4    -> AP 1,  top-1 right, jitter |0-5| = 5; trapezoid AUC 0 (no step at rank 1)
@@ -98,6 +140,7 @@ def test_viewpoint_errors_wrap_azimuth():
 REID_EMB = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1], [-1, 0]], np.float32)
 REID_VIDEOS = np.array(['A', 'A', 'B', 'B', 'C'])
 REID_FRAMES = np.array([0, 5, 0, 3, 7])
+
 
 
 @pytest.mark.parametrize('block', [1, 2, 256])

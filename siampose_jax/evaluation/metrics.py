@@ -8,6 +8,8 @@ All functions take numpy arrays and return plain floats / numpy arrays. Definiti
     instead), and the AP is the Pascal-VOC all-point interpolated area under precision(recall);
   * viewpoint errors: the camera's direction seen from the box frame (x right, y up, z front) gives an
     azimuth atan2(z, x) and an elevation atan2(y, |xz|), as in Objectron's `compute_viewpoint`;
+  * rotation error: the geodesic angle between two box rotations, folded over the turns that map a box
+    onto itself (`rotation_errors`);
   * Re-ID: the reference's all-vs-all ranking and trapezoidal AUC (see `reid_metrics`), plus the standard
     self-excluded AP under its own name.
 """
@@ -84,6 +86,29 @@ def viewpoint_errors(pred_keypoints, gt_keypoints):
   gt_az, gt_el = viewpoint(gt_keypoints)
   az = np.abs(pred_az - gt_az)
   return np.where(az > 180.0, 360.0 - az, az), np.abs(pred_el - gt_el)
+
+
+# The turns that map a cuboid onto itself, as sign flips of its axes in its own frame: the identity and the
+# half turns about x, y and z (diag(1, -1, -1), ...). A box's rotation is defined up to these.
+BOX_SYMMETRIES = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], np.float64)
+
+
+def rotation_errors(pred_keypoints, gt_keypoints, up_symmetric=False):
+  """Rotation error in degrees [...] between boxes [..., 9, 3], folded over the box's symmetries.
+
+  The geodesic angle arccos((tr(Rg^T Rp S) - 1) / 2) minimised over the half turns S of BOX_SYMMETRIES,
+  so that two descriptions of the same box score 0. Where `up_symmetric` ([...] or one bool: a category
+  symmetric about its up axis, as the symmetric IoU treats it) every turn about the up axis (y) is free too,
+  and the error is the angle between the two up axes, up to their sign: arccos(|yp . yg|).
+  """
+  rp, _, _ = geometry.box_parameters(pred_keypoints)
+  rg, _, _ = geometry.box_parameters(gt_keypoints)
+  diagonal = np.einsum('...ji,...ji->...i', rg, rp)  # the diagonal of Rg^T Rp
+  trace = np.max(diagonal @ BOX_SYMMETRIES.T, axis=-1)  # tr(Rg^T Rp S) = sum_i s_i (Rg^T Rp)_ii
+  folded = np.degrees(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)))
+  up_cos = np.abs(np.sum(rp[..., :, 1] * rg[..., :, 1], axis=-1))
+  about_up = np.degrees(np.arccos(np.clip(up_cos, 0.0, 1.0)))
+  return np.where(up_symmetric, about_up, folded)
 
 
 def _trapezoid_auc(positive, total):

@@ -29,8 +29,8 @@ from siampose_jax.models import simsiam
 from siampose_jax.normalize import l2_normalize
 
 GALLERY_FRACTIONS = (0.1, 0.01)
-# A failed fit counts as the worst viewpoint error in the mean errors (and is also counted on its own).
-FAILED_AZIMUTH_ERROR, FAILED_ELEVATION_ERROR = 180.0, 90.0
+# A failed fit counts as the worst viewpoint and rotation error (and is also counted on its own).
+FAILED_AZIMUTH_ERROR, FAILED_ELEVATION_ERROR, FAILED_ROTATION_ERROR = 180.0, 90.0, 180.0
 
 
 def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple[str, ...] = ()) -> dict:
@@ -52,14 +52,17 @@ def fit_and_score(gallery: dict, queries: dict, nn: np.ndarray, symmetric: tuple
   iou = np.zeros(len(nn))
   azimuth = np.full(len(nn), FAILED_AZIMUTH_ERROR)
   elevation = np.full(len(nn), FAILED_ELEVATION_ERROR)
+  rotation = np.full(len(nn), FAILED_ROTATION_ERROR)
+  symmetric_query = np.isin(np.asarray(CATEGORIES)[queries['category']], symmetric)
   if ok.any():
     iou[ok] = box_iou_3d(fitted[ok], queries['point_3d'][ok])
-    sym = ok & np.isin(np.asarray(CATEGORIES)[queries['category']], symmetric)
+    sym = ok & symmetric_query
     if sym.any():
       iou[sym] = boxfit.symmetric_iou(fitted[sym], queries['point_3d'][sym])
     azimuth[ok], elevation[ok] = metrics.viewpoint_errors(fitted[ok], queries['point_3d'][ok])
-  return {'iou': iou, 'azimuth_error': azimuth, 'elevation_error': elevation, 'neighbour': nn,
-          'fitted': fitted, 'failure': reason, 'failed': int((~ok).sum())}
+    rotation[ok] = metrics.rotation_errors(fitted[ok], queries['point_3d'][ok], symmetric_query[ok])
+  return {'iou': iou, 'azimuth_error': azimuth, 'elevation_error': elevation, 'rotation_error': rotation,
+          'neighbour': nn, 'fitted': fitted, 'failure': reason, 'failed': int((~ok).sum())}
 
 
 def per_category_ap(iou: np.ndarray, category: np.ndarray) -> dict[str, float]:
@@ -86,7 +89,8 @@ def _table1_row(m: methods.Method, res: dict, queries: dict, name: str | None = 
                 key: methods.RowKey | None = None) -> dict:
   return {'row': str(key or m.key), 'method': name or m.name, **per_category_ap(res['iou'], queries['category']),
           'failed_fits': res['failed'], 'azimuth_error': float(res['azimuth_error'].mean()),
-          'elevation_error': float(res['elevation_error'].mean())}
+          'elevation_error': float(res['elevation_error'].mean()),
+          'rotation_error_median': float(np.median(res['rotation_error']))}
 
 
 def gallery_and_queries(config) -> tuple[frame_store.FrameStore, dict, dict]:
@@ -218,7 +222,8 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, score)
            'neighbour_frame_id': int(gallery['frame_id'][nn[i]]),
            'neighbour_category': CATEGORIES[gallery['category'][nn[i]]], 'similarity': float(score[i]),
            'iou': float(res['iou'][i]), 'azimuth_error': float(res['azimuth_error'][i]),
-           'elevation_error': float(res['elevation_error'][i]), 'failure': str(res['failure'][i]),
+           'elevation_error': float(res['elevation_error'][i]), 'rotation_error': float(res['rotation_error'][i]),
+           'failure': str(res['failure'][i]),
            'reid_map': float(res['reid'][i])}
           for i in range(len(nn))]
   g_emb, q_emb = method.embeddings

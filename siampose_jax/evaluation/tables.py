@@ -13,11 +13,14 @@ from siampose_jax.evaluation import methods
 from siampose_jax.reports import plt, read_csv, save_figure, write_csv, write_markdown
 
 TABLE1_TITLE = 'Table 1: zero-shot 9-DoF box fitting, 3D AP@0.5 (fraction of queries with 3D IoU > 0.5)'
-TABLE1_EXTRA = {'failed_fits': 'Failed fits', 'azimuth_error': 'Azimuth err. (°)',
-                'elevation_error': 'Elevation err. (°)'}
+TABLE1_EXTRA = {'failed_fits': 'Failed fits', 'rotation_error_median': 'Median rotation err. (°)',
+                'azimuth_error': 'Azimuth err. (°)', 'elevation_error': 'Elevation err. (°)'}
 TABLE1_NOTES = ('Rows marked "uses the label" pick neighbours among the query\'s own category (the oracle '
-                'ceiling and the within-category diagnostics). Viewpoint errors count a failed fit as '
-                '180° / 90°.',)
+                'ceiling and the within-category diagnostics). Rotation error: the geodesic angle between the '
+                'true and the fitted box rotation, minimised over the half turns that map a box onto itself '
+                '(and over turns about the up axis for eval.symmetric_categories); its median over the '
+                'queries. Azimuth and elevation errors (means) ignore those symmetries. Failed fits count as '
+                '180° (rotation) and 180° / 90° (azimuth / elevation).',)
 TABLE2_TITLE = 'Table 2: classification accuracy (%), 3D mAP (overall AP@0.5) and Re-ID mAP'
 TABLE2_COLUMNS = {'method': 'Method', 'classif_acc': 'Classif. Acc.', 'overall_3d_ap': '3D mAP',
                   'reid_map': 'Re-ID mAP', 'reid_ap_self_excluded': 'Re-ID AP (self excluded)',
