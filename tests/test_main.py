@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from input_pipeline.formats.frame_record import CATEGORIES
 from siampose_jax import reports, train
 from siampose_jax.evaluation import objectron
 from siampose_jax.models import resnet
@@ -57,6 +58,12 @@ def test_train_and_evaluate(cache_dir, reference_run):
   assert table1[0]['rotation_error_median'] == pytest.approx(np.median(rotation))
   failed = np.array([r['failure'] != '' for r in per_query])
   assert np.all(rotation[failed] == 180.0) and np.all((rotation[~failed] >= 0) & (rotation[~failed] <= 120.0))
+  within = table1[[r['row'] for r in table1].index('model/within_category')]
+  assert within['rotation_error_median'] == pytest.approx(
+      np.median([r['rotation_error_within_category'] for r in per_query]))
+  assert within['overall'] == pytest.approx(objectron.per_category_ap(
+      np.array([r['iou_within_category'] for r in per_query]),
+      np.array([CATEGORIES.index(r['category']) for r in per_query]))['overall'])
   # The Re-ID mAP of Table 2 is the reference's formula on the test embeddings the evaluation saved.
   from tests.test_metrics import _reference_reid_loop
   saved = np.load(written['embeddings_npz'])

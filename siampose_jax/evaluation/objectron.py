@@ -156,10 +156,10 @@ def evaluate_tables(config, workdir: str) -> dict[str, str]:
                                           chunk_size=chunk) for m in embedded]
 
   full = np.ones(len(gallery['category']), bool)
-  table1, table2, written = [], [], {}
+  table1, table2, written, results = [], [], {}, {}
   for m in rows:
     nn, score = m.neighbours(full)
-    res = fit_and_score(gallery, queries, nn, symmetric)
+    res = results[m.key] = dict(fit_and_score(gallery, queries, nn, symmetric), score=score)
     table1.append(_table1_row(m, res, queries))
     logging.info('%s: 3D AP@0.5 overall %.3f (%d of %d fits failed)', m.name, table1[-1]['overall'],
                  res['failed'], len(nn))
@@ -174,7 +174,6 @@ def evaluate_tables(config, workdir: str) -> dict[str, str]:
           'objectron_ap50': float(curves['mean'][np.argmin(np.abs(metrics.OBJECTRON_THRESHOLDS - 0.5))])})
     if m is primary:
       res['reid'] = reid['per_query']
-      written.update(_write_primary_details(workdir, store, gallery, queries, m, res, score))
       written.update(_write_retrieval_modes(workdir, gallery, queries, *m.embeddings, mesh, symmetric))
       total = len(np.unique(gallery['video']))
       for frac in GALLERY_FRACTIONS:
@@ -182,6 +181,8 @@ def evaluate_tables(config, workdir: str) -> dict[str, str]:
         sub = fit_and_score(gallery, queries, m.neighbours(mask)[0], symmetric)
         key = dataclasses.replace(m.key, gallery_fraction=frac)
         table1.append(_table1_row(m, sub, queries, key.name(m.name, (kept, total)), key))
+  within = results[dataclasses.replace(primary.key, within_category=True)]
+  written.update(_write_primary_details(workdir, store, gallery, queries, primary, results[primary.key], within))
   written.update(tables.write_tables(workdir, table1, table2, categories=CATEGORIES))
   return written
 
@@ -209,21 +210,23 @@ def _write_retrieval_modes(workdir, gallery, queries, g_emb, q_emb, mesh, symmet
                                                  title='3D AP@0.5 by retrieval setting', fmt='{:.3f}')}
 
 
-def _write_primary_details(workdir, store, gallery, queries, method, res, score) -> dict[str, str]:
-  """Per-query results, the embeddings and fits (for users' own analysis and the figures), and Objectron's
-  AP curves of the primary method."""
+def _write_primary_details(workdir, store, gallery, queries, method, res, within) -> dict[str, str]:
+  """Per-query results (also those of the method's 1-NN within the true category, `within`), the
+  embeddings and fits (for users' own analysis and the figures), and Objectron's AP curves of the primary
+  method."""
   def names(x):
     return x['video_ids'][x['video']]
 
   q_video, g_video = names(queries), names(gallery)
-  nn = res['neighbour']
+  nn, score = res['neighbour'], res['score']
   rows = [{'video_id': q_video[i], 'frame_id': int(queries['frame_id'][i]),
            'category': CATEGORIES[queries['category'][i]], 'neighbour_video_id': g_video[nn[i]],
            'neighbour_frame_id': int(gallery['frame_id'][nn[i]]),
            'neighbour_category': CATEGORIES[gallery['category'][nn[i]]], 'similarity': float(score[i]),
            'iou': float(res['iou'][i]), 'azimuth_error': float(res['azimuth_error'][i]),
            'elevation_error': float(res['elevation_error'][i]), 'rotation_error': float(res['rotation_error'][i]),
-           'failure': str(res['failure'][i]),
+           'failure': str(res['failure'][i]), 'iou_within_category': float(within['iou'][i]),
+           'rotation_error_within_category': float(within['rotation_error'][i]),
            'reid_map': float(res['reid'][i])}
           for i in range(len(nn))]
   g_emb, q_emb = method.embeddings
