@@ -15,7 +15,7 @@ from tests import runs
 def _readme_example() -> str:
   with open(os.path.join(runs.REPO, 'README.md')) as f:
     text = f.read()
-  section = text[text.index('## Loading a trained encoder'):]
+  section = text[text.index('## Reusing the encoder'):]
   (code,) = re.findall(r'```python\n(.*?)```', section, re.S)[:1]
   return code
 
