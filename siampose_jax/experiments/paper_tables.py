@@ -8,7 +8,8 @@ paper's claims tested over seeds. With --table=3, the UCF101 action retrieval ru
 Each (method, seed) is one `python -m siampose_jax.main` run in DIR/<method>/seed<k> (its log in run.log
 there); a run whose DONE file exists is reused, and an interrupted one resumes from its last checkpoint, so a
 sweep stopped at any point continues where it was when the same command is run again. Writes
-DIR/table1.{md,csv}, DIR/table2.{md,csv} (mean ± std over seeds per cell) and DIR/claims.md.
+DIR/table1.{md,csv}, DIR/table2.{md,csv} (mean ± std over seeds per cell) and DIR/claims.md (`claims`: every
+ordering of the paper's Table 2 and the pose ordering, with intervals over seeds and test videos).
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ METHODS = {
     'combined_mixed': ('nearby', {'data.pair_mode': 'mixed'}),        # one head, mixed pairs
 }
 TABLE2_ROWS = ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn', 'combined', 'random')  # the default
-COMBINED = ('combined', 'combined_shared', 'combined_mixed')
 # Table 3 (UCF101 action retrieval): its rows, the same way.
 TABLE3_METHODS = {
     'ucf101_nearby': ('ucf101_nearby', {}),
@@ -153,78 +153,15 @@ def _runs_queries(workdir, methods, seeds) -> dict[str, list[claims_lib.RunQueri
   return {m: [claims_lib.from_rows(rs, index) for rs in per_seed] for m, per_seed in rows.items()}
 
 
-def write_claims(workdir: str, methods: list[str], seeds: list[int], samples: int = 1000) -> str:
-  """claims.md: one line per claim of the paper with both means, their difference, a 95 % two-level
-  bootstrap interval (test videos, then seeds) and a verdict."""
+def write_claims(workdir: str, methods: list[str], seeds: list[int]) -> str:
+  """claims.md: every claim of the paper (`claims.paper_claims`) with both means, their difference, a 95 %
+  interval over seeds and test videos, δ and verdicts; then where the spread over seeds comes from."""
   have = [m for m in methods if m != 'imagenet']
   runs = _runs_queries(workdir, have, seeds)
-  means = {name: {m: float(np.mean([claims_lib.metric(r, name) for r in runs[m]])) for m in have}
-           for name in claims_lib.METRICS}
-  stds = {name: {m: float(np.std([claims_lib.metric(r, name) for r in runs[m]], ddof=1)) for m in have}
-          for name in claims_lib.METRICS}
-  boot = {name: claims_lib.bootstrap_means(runs, name, samples=samples) for name in claims_lib.METRICS}
-
-  def greater(claim, name, a, b):
-    return claims_lib.greater(claim, boot[name][a], boot[name][b], means[name][a], means[name][b])
-
-  verdicts = []
-  if {'nearby', 'distant'} <= set(have):
-    verdicts.append(greater('nearby > distant on 3D mAP', 'overall_3d_ap', 'nearby', 'distant'))
-    verdicts.append(greater('distant > nearby on Re-ID mAP', 'reid_map', 'distant', 'nearby'))
-  modes = [m for m in ('nearby', 'distant') if m in have]
-  if 'same_frame' in have and modes:
-    best_other = min(modes, key=lambda m: means['reid_map'][m])
-    verdicts.append(greater(f'same-frame has the lowest Re-ID mAP of the SimSiam pair modes '
-                            f'({best_other}, the lower of the others, > same-frame)', 'reid_map',
-                            best_other, 'same_frame'))
-  if 'random' in have:
-    for name, label in claims_lib.METRICS.items():
-      others = [m for m in have if m in TABLE2_ROWS and m != 'random']  # the paper's rows only
-      if others:
-        worst = min(others, key=lambda m: means[name][m])
-        verdicts.append(greater(f'random-init embeddings are worst on {label} ({worst}, the worst '
-                                f'trained, > random)', name, worst, 'random'))
-  lines = ['# The paper\'s claims on this benchmark', '',
-           f'{len(seeds)} seeds per method ({seeds}); intervals: 95 % bootstrap ({samples} resamples of '
-           'the test videos, then of each method\'s seeds). Verdict: holds (interval above 0), does not '
-           'hold (below 0), undecided (crosses 0).', '',
-           '| claim | A | B | A - B | 95 % interval | verdict |', '|---|---|---|---|---|---|']
-  lines += [f'| {v.claim} | {v.a:.3f} | {v.b:.3f} | {v.difference:+.3f} | [{v.low:+.3f}, {v.high:+.3f}] | '
-            f'**{v.verdict}** |' for v in verdicts]
-  singles = [m for m in ('nearby', 'distant', 'same_frame', 'ntxent', 'tcn') if m in have]
-  for combined in (m for m in COMBINED if m in have and singles):
-    checks = []
-    for name in ('overall_3d_ap', 'reid_map'):
-      best = max(singles, key=lambda m: means[name][m])
-      ok = means[name][combined] >= means[name][best] - stds[name][best]
-      checks.append((name, best, ok))
-      lines.append('')
-      lines.append(f'- {combined} vs the best single model on {claims_lib.METRICS[name]} ({best}): '
-                   f'{means[name][combined]:.3f} vs {means[name][best]:.3f} ± {stds[name][best]:.3f} '
-                   f'-> {"within" if ok else "not within"} one std')
-    verdict = 'holds' if all(ok for *_, ok in checks) else 'does not hold'
-    what = 'The combined model' if combined == 'combined' else f'The alternative `{combined}`'
-    lines += ['', f'**{what} is within one std of the best single model on 3D mAP and on Re-ID mAP at '
-                  f'once: {verdict}.**']
-  lines += ['', '## Where the spread over seeds comes from', '',
-            'Std over seeds (the tables\' ±) and its two parts (`claims.seed_spread`, a two-way ANOVA over '
-            'seeds x test videos): the test videos\' — the models err on partly different test objects, a '
-            'part that shrinks as 1/sqrt(test videos) — and the models\' own, which no test set changes '
-            '(std² = test² + models²; models 0 where the test part\'s estimate exceeds the total).', '',
-            '| method | ' + ' | '.join(f'{label}: seeds | test videos | models'
-                                      for label in claims_lib.METRICS.values()) + ' |',
-            '|---|' + '---|---|---|' * len(claims_lib.METRICS)]
-  spread = {m: [claims_lib.seed_spread(runs[m], name) for name in claims_lib.METRICS]
-            for m in have if len(runs[m]) > 1}
-  pool = [parts for m, parts in spread.items() if m in TABLE2_ROWS]
-  if len(pool) > 1:
-    spread['Table 2 rows pooled (root mean square)'] = [claims_lib.pooled_spread([p[k] for p in pool])
-                                                         for k in range(len(claims_lib.METRICS))]
-  for m, parts in spread.items():
-    lines.append(f'| {m} | ' + ' | '.join(f'{v:.3f}' for part in parts for v in part) + ' |')
+  verdicts = claims_lib.judge(runs, claims_lib.paper_claims(have))
   path = os.path.join(workdir, 'claims.md')
   with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+    f.write(claims_lib.claims_markdown(runs, verdicts))
   return path
 
 
@@ -271,7 +208,6 @@ def main(argv=None) -> int:
   p.add_argument('--methods', default='', help=f'comma-separated, of {list(METHODS)} (--table=2, default: '
                  f'{list(TABLE2_ROWS)}) or {list(TABLE3_METHODS)} (--table=3, default: all)')
   p.add_argument('--imagenet_weights', default='', help='torchvision ResNet-50 weights: adds an ImageNet row')
-  p.add_argument('--bootstrap', type=int, default=1000)
   p.add_argument('--override', action='append', default=[], metavar='KEY=VALUE',
                  help='a --config.KEY=VALUE for every run (repeatable), e.g. total_steps=500')
   args = p.parse_args(argv)
@@ -297,7 +233,7 @@ def main(argv=None) -> int:
     written['results_md'] = write_results(workdir, methods, seeds, args.preset, written, argv, ('table3_md',))
   else:
     written = aggregate(workdir, methods, seeds)
-    written['claims_md'] = write_claims(workdir, methods, seeds, args.bootstrap)
+    written['claims_md'] = write_claims(workdir, methods, seeds)
     written['results_md'] = write_results(workdir, methods, seeds, args.preset, written, argv)
   print(f'\n{len(methods)} methods x {len(seeds)} seeds in {workdir} ({time.time() - start:.0f} s this call)')
   for name, path in sorted(written.items()):
