@@ -94,6 +94,10 @@ def run(config, workdir) -> None:
       return
   if config.mode in ('eval', 'train_and_eval'):
     written.update(evaluate(config, workdir))
+  if config.mode == 'eval' and jax.process_index() == 0:
+    from siampose_jax import encoder  # pylint: disable=g-import-not-at-top
+    if not (paths.resolve(workdir) / encoder.CONFIG_FILE).exists():  # evaluation only (e.g. random init)
+      written['config_json'] = str(encoder.save_config(config, workdir))
   print(f'\nworkdir: {paths.resolve(workdir)}')
   for name, path in sorted(written.items()):
     print(f'  {name}: {path}')

@@ -147,7 +147,7 @@ def reid_metrics(embeddings, video_ids, frame_ids, block=None):
       difference| to it over the queries where it is.
   Extra, under its own name: `reid_ap_self_excluded`, the standard mean average precision with q removed
   from its own ranking, over the queries whose video has another frame. `per_query` holds each query's
-  reference score (for bootstrap intervals over queries).
+  reference score (for the claims' intervals over seeds and test videos).
   The ranking is exact: a full sort of dense score rows, `block` queries at a time (by default as many as
   keep block x N under REID_BLOCK_ELEMENTS, so host memory does not grow with the square of N).
   """

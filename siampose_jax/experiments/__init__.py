@@ -1,1 +1,2 @@
-"""Multi-run experiments: the paper's tables over seeds (`paper_tables`) and the claims they support."""
+"""Multi-run experiments: the paper's tables over seeds (`paper_tables`), each run's results kept in the
+repository (`results`), and the claims they support (`claims`, with the intervals of `intervals`)."""
