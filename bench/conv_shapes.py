@@ -51,7 +51,7 @@ NETS = {
     'r18_64': lambda: resnet_shapes(64, 32, 64, 'imagenet'),
     'r18_96': lambda: resnet_shapes(96, 32, 64, 'imagenet'),
     'r18_128': lambda: resnet_shapes(128, 32, 64, 'imagenet'),
-    'cpu': lambda: resnet_shapes(64, 64, 16, 'small'),  # tiny, width 16, small stem: cpu_long's (cpu's until width 32)
+    'cpu': lambda: resnet_shapes(64, 64, 16, 'small'),  # the cpu preset's tiny width-16 network, at 64 px
 }
 
 

@@ -1,13 +1,15 @@
 """Base config shared by every experiment; experiment files are small diffs of it.
 
 Usage (big_vision style): `--config=configs/distant.py:cpu`, where the part after ':' is a preset:
-  (none)  the paper's setup (DESIGN.md section 4): ResNet-50, 224 px, batch 64, 25 epochs, bf16;
-  cpu     a narrow network (width 32) on 64 px crops that trains in ~8 minutes on 2 CPU cores (README);
-  cpu_long  the cpu preset at width 16, 12x longer (6,000 steps, under an hour on 2 cores), learning rate
-          0.3 (configs with their own, ntxent's 0.1, keep it): at 500 steps the self-supervised models do
-          not yet recognise categories (README, "Category accuracy");
-  test    smaller still, for the end-to-end tests.
-Any key can then be overridden with `--config.key=value`.
+  (none)    the paper's setup (docs/metrics.md, "The reference's training"): ResNet-50, 224 px, batch 64,
+            25 epochs, bf16;
+  cpu       the recipe on which SimSiam learns on 2 CPU cores within the README's time (docs/recipe.md): a
+            16-wide tiny ResNet on CPU_IMAGE_SIZE px object crops, each frame cropped around its own box,
+            learning rate 0.3, CPU_STEPS steps;
+  cpu_long  the cpu preset trained CPU_LONG_FACTOR times longer;
+  test      smaller still, for the end-to-end tests.
+Any key can then be overridden with `--config.key=value`; docs/recipe.md names the overrides that give the
+earlier recipes back.
 """
 from __future__ import annotations
 
@@ -17,11 +19,9 @@ from ml_collections import config_dict
 from input_pipeline.loader import aug_params
 
 PRESETS = ('paper', 'cpu', 'cpu_long', 'test')
-CPU_LONG_FACTOR = 12  # cpu_long = the cpu preset's steps times this, at CPU_LONG_LR
-# SimSiam leaves its early plateau (online 1-NN at the random-init level) sooner at a higher learning
-# rate: nearby pairs at cpu_long reach 85.6 % category accuracy at 0.3, 70.9 % at the cpu preset's 0.05
-# (docs/category_accuracy.md). Experiment configs that set their own rate (ntxent.use_ntxent) keep it.
-CPU_LONG_LR = 0.3
+CPU_STEPS = 4500
+CPU_IMAGE_SIZE = 40
+CPU_LONG_FACTOR = 3
 
 
 def cpu_steps(preset: str, steps: int) -> int:
@@ -108,33 +108,28 @@ def get_base_config(pair_mode: str, arg: str | None = None) -> ml_collections.Co
   if preset in ('cpu', 'cpu_long', 'test'):
     c.measure_data_wait = True
     c.batch_size = 64
-    c.total_steps = cpu_steps(preset, 500)
-    c.log_every_steps = 25
-    c.checkpoint_every_steps = 250
-    c.monitor_every_steps = 100
     c.data.subsample = 1
     # 30 training videos per class (27 after the validation carve) and 30 test videos: the training set
-    # of a 40-video set (byte-identical), three times its test split, so a number depends less on which
-    # test objects were drawn (the test videos' part of category accuracy's std over seeds,
-    # claims.seed_spread: 1.4-1.6 -> 0.76-0.94 points).
+    # of a 40-video set (byte-identical), three times its test split, so that a number depends less on
+    # which test objects were drawn.
     c.data.synthetic.update(videos_per_category=60, frames_per_video=12, test_fraction=0.5)
     c.data.val_fraction = 0.1
     c.data.image_scale = 0.5
-    c.data.image_size = 64
-    # Host path: on a CPU backend the "device" is the same host cores, so nothing is offloaded, and the
-    # cpu preset's published numbers were measured with the host augmentations.
+    # Host path: on a CPU backend the "device" is the same host cores, so nothing is offloaded.
     c.data.augment_on_device = False
-    # Width 32 at `cpu`: at width 16 the models' own share of category accuracy's std over seeds
-    # (claims.seed_spread) was 1.2-2.4 points per Table 2 row, at 32 it is ~0 but for TCN's, for 2.4x the
-    # run time (docs/category_accuracy.md). cpu_long keeps 16: 12x the steps at 32 would not fit its hour.
-    c.model.update(backbone='tiny', width=32 if preset == 'cpu' else 16, stem='small', proj_dim=256,
-                   pred_hidden=64, dtype='float32')
+    c.model.update(backbone='tiny', width=16, stem='small', proj_dim=256, pred_hidden=64, dtype='float32')
     c.optim.update(base_lr=0.05, warmup_steps=25)
-  if preset == 'cpu_long':
-    c.optim.base_lr = CPU_LONG_LR
+  if preset in ('cpu', 'cpu_long'):
+    # The recipe (docs/recipe.md): a high rate leaves SimSiam's early plateau sooner, and cropping each
+    # frame of a pair around its own box keeps a distant partner's object in view (cropped with the
+    # anchor's window, as the reference does, it is often partly outside).
+    c.total_steps = cpu_steps(preset, CPU_STEPS)
+    c.data.image_size = CPU_IMAGE_SIZE
+    c.data.per_frame_window = True
+    c.optim.base_lr = 0.3
     c.log_every_steps = 100
     c.checkpoint_every_steps = 1000
-    c.monitor_every_steps = 500
+    c.monitor_every_steps = 1000
   if preset == 'test':
     c.batch_size = 16
     c.total_steps = 6
@@ -174,14 +169,15 @@ def get_ucf101_config(pair_mode: str, arg: str | None = None) -> ml_collections.
       synthetic=dict(num_classes=10, groups=25, clips_per_group=2, num_frames=40, width=96, height=72,
                      seed=0)))
   if c.preset in ('cpu', 'cpu_long', 'test'):
-    # 32 px frames: a step is ~3x cheaper than at 64 px, and SimSiam leaves its early plateau (online 1-NN
-    # flat at random-init level) after ~1,000 steps instead of ~1,500-2,000, so 3,000 steps fit the cpu
-    # preset's 10 minutes and learn the actions (README, "UCF101"); at 64 px and 600 steps they did not.
+    # 32 px frames and 3,000 steps at learning rate 0.05: at that size SimSiam leaves its early plateau
+    # (online 1-NN flat at the random-init level) after ~1,000 steps and learns the actions
+    # (docs/ucf101.md); Objectron's recipe (crop windows, 0.3) is not carried over.
     c.data.image_size = c.data.ucf101.frame_size = 32
     c.data.val_fraction = 0.1
+    c.data.per_frame_window = False
     c.total_steps = cpu_steps(c.preset, 3000)
-  if c.preset == 'cpu':
-    c.model.width = 16  # Table 3's published numbers; 3,000 steps at width 32 would not fit 10 minutes
+    c.optim.base_lr = 0.05
+  if c.preset in ('cpu', 'cpu_long'):
     c.log_every_steps = 50
     c.monitor_every_steps = 250
   if c.preset == 'test':
