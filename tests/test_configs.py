@@ -79,3 +79,33 @@ def test_configs_load_from_any_directory_without_opencv(tmp_path):
   assert out.stdout.strip() == os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'distant.py')
   with pytest.raises(ValueError, match="no config 'bogus'.*distant"):
     configs.path('bogus')
+
+
+def _documented_overrides(page: str, heading: str) -> list[str]:
+  """The `--config.key=value` flags of the first code block under `heading` in docs/<page>."""
+  text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'docs', page)).read()
+  section = text.split(heading, 1)[1]
+  block = section.split('```', 2)[1]
+  return [tok for tok in block.split() if tok.startswith('--config.')]
+
+
+def test_old_recipe_overrides_give_back_the_old_preset():
+  """docs/recipe.md's overrides of the old recipe, applied to today's cpu preset, give exactly the config
+  that the old `cpu` preset wrote (its config.json, kept in tests/data), so its numbers keep their command."""
+  import ast
+  import json
+  flags = _documented_overrides('recipe.md', '## The old recipe')
+  assert flags, 'no overrides found under "## The old recipe"'
+  c = importlib.import_module('siampose_jax.configs.distant').get_config('cpu')
+  for flag in flags:
+    key, value = flag[len('--config.'):].split('=', 1)
+    *parents, leaf = key.split('.')
+    node = c
+    for p in parents:
+      node = node[p]
+    assert leaf in node, flag
+    node[leaf] = ast.literal_eval(value)
+  with open(os.path.join(os.path.dirname(__file__), 'data', 'old_recipe_config.json')) as f:
+    old = json.load(f)
+  new = json.loads(c.to_json())
+  assert _flat(new) == _flat(old)
