@@ -235,9 +235,11 @@ def _write(path: str, text: str) -> str:
   return path
 
 
-def summary(base: str, seeds_of: dict[str, list[int]], verdicts: list[claims_lib.Result]) -> str:
-  """The README's block: Table 2 (the paper's columns, mean ± std over n seeds, the paper's values beside)
-  and the verdicts of the claims tested (claims.md lists every claim)."""
+def summary(base: str, seeds_of: dict[str, list[int]], verdicts: list[claims_lib.Result],
+            notes: list[str]) -> str:
+  """The README's block: Table 2 (the paper's columns, mean ± std over n seeds, the paper's values beside),
+  the provenance `notes` (runs from more than one kind of machine) and the verdicts of the claims tested
+  (claims.md lists every claim)."""
   lines = ['Table 2, mean ± std over each method\'s n seeds (the paper\'s values in the last column):', '',
            '| Method | n | Classif. Acc. | 3D mAP | Re-ID mAP | paper: Acc. / 3D mAP / Re-ID mAP |',
            '|---|---|---|---|---|---|']
@@ -246,6 +248,7 @@ def summary(base: str, seeds_of: dict[str, list[int]], verdicts: list[claims_lib
     cells = [_mean_std([r[k] for r in per_seed], claims_lib.FORMATS[k]) for k in claims_lib.TABLE2_METRICS]
     paper = ' / '.join(f'{v:.2f}' for v in claims_lib.PAPER_TABLE2[m]) if m in claims_lib.PAPER_TABLE2 else '—'
     lines.append(f'| {per_seed[0]["method"]} | {len(seeds)} | ' + ' | '.join(cells) + f' | {paper} |')
+  lines += [line for n in notes for line in ('', n)]
   tested = [v for v in verdicts if v.verdict != 'not run']
   not_run = len(verdicts) - len(tested)
   lines += ['', 'Verdicts (claims.md says how they are decided' + (
@@ -305,7 +308,7 @@ def rebuild(base: str) -> dict[str, str]:
   verdicts = claims_lib.judge(queries, claims_lib.paper_claims(list(queries)))
   written['claims_md'] = _write(os.path.join(base, 'claims.md'),
                                 claims_lib.claims_markdown(queries, verdicts, notes))
-  written['summary_md'] = _write(os.path.join(base, 'summary.md'), summary(base, seeds_of, verdicts))
+  written['summary_md'] = _write(os.path.join(base, 'summary.md'), summary(base, seeds_of, verdicts, notes))
   written['results_md'] = write_results(base, seeds_of, runs, written, notes)
   return written
 

@@ -190,12 +190,17 @@ def check_sweep(preset_dir: str, runs: dict[str, dict], kind: str, overrides: di
 
 
 def provenance_notes(runs: dict[str, dict]) -> list[str]:
-  """A line flagging runs from more than one kind of machine (none when the sweep is on one kind)."""
+  """A line flagging runs from more than one kind of machine, each kind with its methods and their seeds
+  (none when the sweep is on one kind)."""
   kinds = {}
-  for name, r in sorted(runs.items()):
-    kinds.setdefault(r['machine']['kind'], []).append(name)
+  for r in runs.values():
+    kinds.setdefault(r['machine']['kind'], {}).setdefault(r['method'], []).append(r['seed'])
   if len(kinds) < 2:
     return []
+
+  def methods(of):
+    return ', '.join(f'{m} (seed{"s" * (len(s) > 1)} {", ".join(map(str, sorted(s)))})'
+                     for m, s in sorted(of.items()))
   return ['Runs from more than one kind of machine (continued with --allow_other_machine): '
-          + '; '.join(f'{k}: {", ".join(v)}' for k, v in sorted(kinds.items()))
+          + '; '.join(f'{k}: {methods(of)}' for k, of in sorted(kinds.items()))
           + '. Their differences may not all come from the seeds.']
