@@ -20,7 +20,7 @@ from input_pipeline.loader import aug_params
 
 PRESETS = ('paper', 'cpu', 'cpu_long', 'test')
 CPU_STEPS = 4500
-CPU_IMAGE_SIZE = 40
+CPU_IMAGE_SIZE = 48
 CPU_LONG_FACTOR = 3
 
 

@@ -89,13 +89,20 @@ def _documented_overrides(page: str, heading: str) -> list[str]:
   return [tok for tok in block.split() if tok.startswith('--config.')]
 
 
-def test_old_recipe_overrides_give_back_the_old_preset():
-  """docs/recipe.md's overrides of the old recipe, applied to today's cpu preset, give exactly the config
-  that the old `cpu` preset wrote (its config.json, kept in tests/data), so its numbers keep their command."""
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('heading, written', [
+    ('## The old recipe', 'tests/data/old_recipe_config.json'),
+    ('## The 40 px recipe', 'results/recipe_40px/cpu/distant/seed0/config.json'),
+])
+def test_earlier_recipes_overrides_give_back_their_preset(heading, written):
+  """docs/recipe.md's overrides of an earlier recipe, applied to today's cpu preset, give exactly the config
+  that the `cpu` preset wrote then (a config.json of its runs), so its numbers keep their command."""
   import ast
   import json
-  flags = _documented_overrides('recipe.md', '## The old recipe')
-  assert flags, 'no overrides found under "## The old recipe"'
+  flags = _documented_overrides('recipe.md', heading)
+  assert flags, f'no overrides found under "{heading}"'
   c = importlib.import_module('siampose_jax.configs.distant').get_config('cpu')
   for flag in flags:
     key, value = flag[len('--config.'):].split('=', 1)
@@ -105,7 +112,7 @@ def test_old_recipe_overrides_give_back_the_old_preset():
       node = node[p]
     assert leaf in node, flag
     node[leaf] = ast.literal_eval(value)
-  with open(os.path.join(os.path.dirname(__file__), 'data', 'old_recipe_config.json')) as f:
+  with open(os.path.join(_REPO, written)) as f:
     old = json.load(f)
   new = json.loads(c.to_json())
   assert _flat(new) == _flat(old)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from siampose_jax import configs, reports
+from siampose_jax.configs import nearby as _nearby_config
 from siampose_jax.experiments import claims, paper_tables, results
 
 
@@ -189,6 +190,36 @@ def test_a_sweep_is_continued_on_its_kind_of_machine_only(tmp_path, monkeypatch)
     results.check_sweep(root, existing, kind, {'total_steps': '3'}, allow_other_machine=False)
 
 
+def test_a_sweep_is_continued_at_its_preset_only(tmp_path):
+  """A run's config.json is compared with what its command builds today: a preset changed under a sweep
+  (or a key added since) is refused, naming the key, unless the call overrides that key."""
+  root = str(tmp_path / 'results')
+  _write_results(root, 'nearby', 0, 0.5)
+  _write_results(root, 'random', 0, 0.3)
+  preset_dir = os.path.join(root, 'cpu')
+  existing = {f'{m}/seed0': results.read_run(results.run_dir(root, 'cpu', m, 0)) for m in ('nearby', 'random')}
+
+  def store(method, config):
+    with open(os.path.join(results.run_dir(root, 'cpu', method, 0), 'config.json'), 'w') as f:
+      json.dump(config, f)
+
+  today = _nearby_config.get_config('cpu').to_dict()
+  store('nearby', dict(today, seed=0))
+  store('random', dict(today, seed=0, mode='eval', eval=dict(today['eval'], checkpoint='random')))
+  paper_tables.check_configs(preset_dir, existing, 'cpu', {})  # the random run's own overrides are its command's
+  older = json.loads(json.dumps(today))
+  older['data']['image_size'] = today['data']['image_size'] - 8
+  del older['optim']['momentum']
+  store('nearby', older)
+  with pytest.raises(results.SweepMismatch, match=re.escape(
+      f"run nearby/seed0 was made with data.image_size={today['data']['image_size'] - 8}, where the 'cpu' "
+      f"preset now has {today['data']['image_size']} (2 keys differ)")):
+    paper_tables.check_configs(preset_dir, existing, 'cpu', {})
+  with pytest.raises(results.SweepMismatch, match='made with optim.momentum=None'):
+    paper_tables.check_configs(preset_dir, existing, 'cpu', {'data.image_size': '40'})
+  paper_tables.check_configs(preset_dir, existing, 'cpu', {'data.image_size': '40', 'optim.momentum': '0.9'})
+
+
 def test_combined_alternatives_run_on_request():
   cmd = paper_tables.command('combined_shared', 'cpu', 1, '/tmp/w')
   assert f'--config={configs.path("combined")}:cpu' in cmd and '--config.model.split_feature=False' in cmd
@@ -196,11 +227,13 @@ def test_combined_alternatives_run_on_request():
   assert 'combined_mixed' not in paper_tables.TABLE2_ROWS and 'combined' in claims.COMBINED
 
 
-def test_the_committed_cpu_sweep_rebuilds_identically_and_the_readme_carries_it(tmp_path):
-  """results/cpu/ (the sweep kept in the repository) rebuilds its tables, claims, summary and results.md
-  byte for byte from its run files alone, and the README's results block is its summary.md."""
+@pytest.mark.parametrize('sweep', ['recipe_40px/cpu'])
+def test_the_committed_cpu_sweeps_rebuild_identically_and_the_readme_carries_them(tmp_path, sweep):
+  """results/cpu/ (the `cpu` preset's sweep) and results/recipe_40px/cpu/ (the sweep of the preset's
+  previous recipe) rebuild their tables, claims, summary and results.md byte for byte from their run files
+  alone, and the README carries each summary.md."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  committed = os.path.join(repo, 'results', 'cpu')
+  committed = os.path.join(repo, 'results', sweep)
   copy = str(tmp_path / 'cpu')
   shutil.copytree(committed, copy)
   for f in _outputs(copy):

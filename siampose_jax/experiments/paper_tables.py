@@ -20,6 +20,7 @@ without running anything, the same files byte for byte. Table 3's runs stay in D
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -68,13 +69,36 @@ def run_dir(workdir: str, method: str, seed: int) -> str:
 
 def command(method: str, preset: str, seed: int, workdir: str, imagenet_weights: str = '',
             extra: dict | None = None) -> list[str]:
-  config, overrides = IMAGENET if method == 'imagenet' else {**METHODS, **TABLE3_METHODS}[method]
+  config, overrides = method_config(method)
   overrides = dict(overrides, seed=seed, **(extra or {}))
   if method == 'imagenet':
     overrides['eval.checkpoint'] = f'imagenet:{imagenet_weights}'
   return ([sys.executable, '-m', 'siampose_jax.main', f'--config={configs.path(config)}:{preset}',
            f'--workdir={run_dir(workdir, method, seed)}']
           + [f'--config.{k}={v}' for k, v in overrides.items()])
+
+
+def method_config(method: str) -> tuple[str, dict]:
+  """(config name in configs/, its --config overrides) of a method of Table 2 or 3, or of 'imagenet'."""
+  return IMAGENET if method == 'imagenet' else {**METHODS, **TABLE3_METHODS}[method]
+
+
+def check_configs(preset_dir: str, existing: dict[str, dict], preset: str, extra: dict) -> None:
+  """Refuses to add runs to a sweep whose finished runs' config.json differs from what their command builds
+  today (the preset changed since), on any key their command does not set itself."""
+  for name, run in sorted(existing.items()):
+    config_name, overrides = method_config(run['method'])
+    current = importlib.import_module(f'siampose_jax.configs.{config_name}').get_config(preset).to_dict()
+    with open(os.path.join(preset_dir, name, 'config.json')) as f:
+      stored = json.load(f)
+    skip = {'seed', 'eval.checkpoint', *overrides, *extra, *results.PATH_OVERRIDES}
+    drift = results.config_drift(stored, current, skip)
+    if drift:
+      key, then, now = drift[0]
+      raise results.SweepMismatch(
+          f'{preset_dir}: run {name} was made with {key}={then!r}, where the {preset!r} preset now has '
+          f'{now!r} ({len(drift)} keys differ); a sweep\'s runs share their config: write to another '
+          f'--results_dir, or continue it with --override for each of those keys')
 
 
 def _portable(cmd: list[str]) -> list[str]:
@@ -110,6 +134,7 @@ def run_all(workdir: str, methods: list[str], seeds: list[int], preset: str, ima
                 for m, ss in results.completed(preset_dir, list(METHODS) + ['imagenet']).items() for s in ss}
     machine = results.machine()
     results.check_sweep(preset_dir, existing, machine['kind'], extra, allow_other_machine)
+    check_configs(preset_dir, existing, preset, extra)
     provenance = {'commit': results.commit(results_root), 'versions': results.versions(), 'machine': machine}
   bar = tqdm.tqdm(total=len(todo), initial=len(done), unit='run', desc='paper tables', dynamic_ncols=True)
   for method, seed in todo:

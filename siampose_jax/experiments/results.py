@@ -39,7 +39,8 @@ PACKAGES = {'jax': 'jax', 'jaxlib': 'jaxlib', 'flax': 'flax', 'optax': 'optax', 
 
 
 class SweepMismatch(ValueError):
-  """Continuing a sweep whose finished runs were made on another kind of machine or with other overrides."""
+  """Continuing a sweep whose finished runs were made on another kind of machine, with other overrides or
+  at another version of the preset."""
 
 
 def run_dir(root: str, preset: str, method: str, seed: int) -> str:
@@ -187,6 +188,25 @@ def check_sweep(preset_dir: str, runs: dict[str, dict], kind: str, overrides: di
     theirs = _compared(runs[differ[0]].get('overrides', {}))
     raise SweepMismatch(f'{preset_dir}: its runs {differ} were made with --override {theirs}, this call has '
                         f'{_compared(overrides)}; a sweep\'s runs share their settings')
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def config_drift(stored: dict, current: dict, skip: set[str]) -> list[tuple[str, object, object]]:
+  """(key, stored value, current value) for each config key, outside `skip`, on which a finished run's
+  config.json and the config the same command would build now disagree: the preset changed under a sweep.
+  Both sides are compared as JSON (tuples become lists); `skip` holds the keys the run's command set."""
+  a, b = _flat(json.loads(json.dumps(stored))), _flat(json.loads(json.dumps(current)))
+  return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+          if k not in skip and a.get(k) != b.get(k)]
 
 
 def provenance_notes(runs: dict[str, dict]) -> list[str]:
