@@ -238,7 +238,8 @@ def _write_primary_details(workdir, store, gallery, queries, method, res, within
            gallery_frame_index=gallery['frame_id'], gallery_category=np.asarray(CATEGORIES)[gallery['category']],
            gallery_record=gallery['record'], reid_embeddings=method.reid_embeddings.astype(np.float32))
   fits_npz = os.path.join(workdir, 'eval_fits.npz')
-  projected = geometry.project_points(np.nan_to_num(res['fitted']), queries['projection'][:, None])
+  with np.errstate(divide='ignore', invalid='ignore'):  # failed fits (NaN, zeroed here) are masked below
+    projected = geometry.project_points(np.nan_to_num(res['fitted']), queries['projection'][:, None])
   reports.write_npz(fits_npz, method=method.name, neighbour=nn, similarity=score, iou=res['iou'],
            failure=res['failure'], fitted_point_3d=res['fitted'],
            fitted_point_2d=np.where(np.isnan(res['fitted']), np.nan, projected),

@@ -11,7 +11,8 @@ Each (method, seed) is one `python -m siampose_jax.main` run in DIR/<method>/see
 there; an interrupted one resumes from its last checkpoint). Its small results are then copied into the
 repository, results/<preset>/<method>/seed<k>/ (`results`): a run counts as done when they are there, so a
 sweep continues from the committed files on another machine, without DIR, when the same command is run again
-there (of the same kind of machine, or with --allow_other_machine). The tables and claims are always built
+there (of the same kind of machine, or with --allow_other_machine; at the same config: a run whose
+config.json differs from what its command builds today is refused, naming the key). The tables and claims are always built
 from results/<preset>/ alone, and written there: table1.{md,csv}, table2.{md,csv} (mean ± std over each
 method's seeds), table2_per_seed.csv, claims.md (`claims`), results.md (how the runs were made, the tables
 and the claims) and summary.md (the README's block: Table 2 and the verdicts). --from_results rebuilds them
@@ -117,7 +118,8 @@ def run_all(workdir: str, methods: list[str], seeds: list[int], preset: str, ima
             sweep_command: str = '') -> None:
   """Runs every (method, seed) not done yet, one after the other, with an overall progress bar. With
   `results_root` (Table 2), a run is done when its results are there, and a finished run's results are
-  copied there; adding runs to a sweep made on another kind of machine raises results.SweepMismatch."""
+  copied there; adding runs to a sweep made on another kind of machine, or whose runs' config.json differs
+  from what their command builds today (`check_configs`), raises results.SweepMismatch."""
   extra = extra or {}
   todo = [(m, s) for m in methods for s in ([0] if m == 'imagenet' else seeds)]
 

@@ -28,6 +28,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from flax import traverse_util
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = str(REPO / 'results')
 RUN_FILES = ('eval_per_query.csv', 'table1.csv', 'table2.csv', 'config.json')
@@ -190,21 +192,11 @@ def check_sweep(preset_dir: str, runs: dict[str, dict], kind: str, overrides: di
                         f'{_compared(overrides)}; a sweep\'s runs share their settings')
 
 
-def _flat(tree: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def config_drift(stored: dict, current: dict, skip: set[str]) -> list[tuple[str, object, object]]:
   """(key, stored value, current value) for each config key, outside `skip`, on which a finished run's
   config.json and the config the same command would build now disagree: the preset changed under a sweep.
   Both sides are compared as JSON (tuples become lists); `skip` holds the keys the run's command set."""
-  a, b = _flat(json.loads(json.dumps(stored))), _flat(json.loads(json.dumps(current)))
+  a, b = (traverse_util.flatten_dict(json.loads(json.dumps(c)), sep='.') for c in (stored, current))
   return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
           if k not in skip and a.get(k) != b.get(k)]
 
